@@ -1,0 +1,1 @@
+"""Index templates, lifecycle policies and names, as data for both engines."""

@@ -1,0 +1,113 @@
+"""Factories that build clients and adapters once per container from the typed settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import requests
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities import parameters
+
+from ti_anomali import clock as clocks
+from ti_anomali.adapters.cursor_store import CursorStore
+from ti_anomali.adapters.dead_letters import DeadLetterStore
+from ti_anomali.adapters.search_engine import BulkWriter, DataStreamSetup, EngineCredentials, build_client
+from ti_anomali.adapters.threatstream import Credentials, ThreatStreamClient
+from ti_anomali.ecs.geoip import GeoIP
+from ti_anomali.ecs.intelligence import MappingOptions
+from ti_anomali.fetch import FetchDependencies
+from ti_anomali.retry import Deadline
+from ti_anomali.settings import EngineSettings, FetchSettings, SettingsError
+
+logger = Logger(service="ti-anomali", child=True)
+SECRET_MAX_AGE_SECONDS = 300
+
+
+def read_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
+    """Read a JSON secret from Secrets Manager through Powertools' cache."""
+    value = parameters.get_secret(name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force_fetch)
+    if not isinstance(value, dict):
+        raise SettingsError(f"secret {name} must hold a JSON object")
+    return value
+
+
+def read_threatstream_credentials(secret_name: str, *, force_fetch: bool = False) -> Credentials:
+    """Read `{"username": ..., "api_key": ...}` from the ThreatStream secret."""
+    secret = read_secret(secret_name, force_fetch=force_fetch)
+    username, api_key = secret.get("username"), secret.get("api_key")
+    if not isinstance(username, str) or not isinstance(api_key, str) or not username or not api_key:
+        raise SettingsError(f"secret {secret_name} must hold non-empty 'username' and 'api_key' strings")
+    return Credentials(username=username, api_key=api_key)
+
+
+def read_engine_credentials(settings: EngineSettings) -> EngineCredentials | None:
+    """Read the engine secret for basic or API-key auth; SigV4 and `none` need none."""
+    if settings.auth not in ("basic", "api-key") or not settings.secret_name:
+        return None
+    secret = read_secret(settings.secret_name)
+    return EngineCredentials(
+        username=secret.get("username"), password=secret.get("password"), api_key=secret.get("api_key")
+    )
+
+
+def build_engine_client(settings: EngineSettings, boto_session: Any = None) -> Any:
+    """Build the OpenSearch client, with SigV4 credentials from the function's role if needed."""
+    aws_credentials = None
+    if settings.auth == "sigv4":
+        aws_credentials = (boto_session or boto3.Session()).get_credentials()
+    if not settings.tls_verify:
+        logger.warning("TLS verification of the engine is off", reason="ENGINE_TLS_VERIFY=false")
+    return build_client(settings, read_engine_credentials(settings), aws_credentials)
+
+
+def build_fetch_dependencies(
+    settings: FetchSettings,
+    deadline: Deadline,
+    boto_session: Any = None,
+    http_session: requests.Session | None = None,
+) -> FetchDependencies:
+    """Build every adapter the fetch function needs, reading secrets once."""
+    session = boto_session or boto3.Session()
+    clock = clocks.current()
+    if not settings.tls_verify:
+        logger.warning("TLS verification of ThreatStream is off", reason="THREATSTREAM_TLS_VERIFY=false")
+    verify: bool | str = settings.ca_bundle_path or settings.tls_verify
+    api = ThreatStreamClient(
+        settings.threatstream_url,
+        read_threatstream_credentials(settings.threatstream_secret_name),
+        http_session or requests.Session(),
+        timeout_seconds=settings.http_timeout_seconds,
+        verify=verify,
+        clock=clock,
+        deadline=deadline,
+        reload_credentials=lambda: read_threatstream_credentials(settings.threatstream_secret_name, force_fetch=True),
+    )
+    engine_client = build_engine_client(settings.engine, session)
+    dead_letters = DeadLetterStore(session.client("s3"), settings.engine.dead_letter_bucket)
+    writer = BulkWriter(
+        engine_client,
+        dead_letters,
+        clock,
+        deadline,
+        request_timeout_seconds=settings.engine.timeout_seconds,
+    )
+    geoip = GeoIP(settings.geoip_database_path) if settings.geoip_database_path else None
+    mapping_options = MappingOptions(
+        now=clock.now(),
+        ioc_duration=settings.ioc_duration,
+        tags=settings.tags,
+        preserve_original=settings.preserve_original_event,
+        namespace=settings.engine.namespace,
+        geoip=geoip,
+    )
+    return FetchDependencies(
+        settings=settings,
+        api=api,
+        cursors=CursorStore(session.client("dynamodb"), settings.cursor_table),
+        setup=DataStreamSetup(engine_client, settings.engine.kind),
+        writer=writer,
+        engine_client=engine_client,
+        clock=clock,
+        mapping_options=mapping_options,
+    )

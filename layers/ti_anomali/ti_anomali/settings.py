@@ -1,0 +1,226 @@
+"""Typed settings, parsed once per container from the environment.
+
+Every function reads its settings through one of the `*.from_environment()` constructors. A bad
+value raises `SettingsError` at cold start with the variable's name in the message, so a broken
+deployment fails on its first invocation instead of writing wrong documents.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+ENGINE_KINDS = ("opensearch", "elasticsearch")
+ENGINE_AUTH_MODES = ("sigv4", "basic", "api-key", "none")
+MAX_PAGE_SIZE = 1000
+NAMESPACE_PATTERN = re.compile(r"^[a-z0-9_]{1,100}$")
+_DURATION_PATTERN = re.compile(r"^(\d+)([smhd])$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+def parse_duration_setting(name: str, text: str) -> timedelta:
+    """Parse a duration such as `90s`, `15m`, `2160h` or `90d`."""
+    match = _DURATION_PATTERN.match(text.strip())
+    if not match:
+        raise SettingsError(f"{name} must be a duration such as 90s, 15m, 2160h or 90d, got {text!r}")
+    amount, unit = match.groups()
+    return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Return True for `localhost` and addresses in 127.0.0.0/8 or ::1."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Reader:
+    """Reads and validates environment variables, naming the variable in every error."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, default: str | None = None) -> str:
+        value = self._environ.get(name, "").strip()
+        if value:
+            return value
+        if default is None:
+            raise SettingsError(f"{name} is missing; set it in the function's environment")
+        return default
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        raw = self.text(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer from {minimum} to {maximum}, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise SettingsError(f"{name} must be an integer from {minimum} to {maximum}, got {value}")
+        return value
+
+    def seconds(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        raw = self.text(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise SettingsError(f"{name} must be from {minimum} to {maximum} seconds, got {value}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name, "true" if default else "false").lower()
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default)
+        if value not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def duration(self, name: str, default: str) -> timedelta:
+        return parse_duration_setting(name, self.text(name, default))
+
+    def optional_duration(self, name: str, default: str) -> timedelta | None:
+        raw = self.text(name, default)
+        if raw.lower() == "none":
+            return None
+        return parse_duration_setting(name, raw)
+
+    def words(self, name: str, default: str) -> tuple[str, ...]:
+        raw = self._environ.get(name, default)
+        return tuple(word.strip() for word in raw.split(",") if word.strip())
+
+    def url(self, name: str, default: str | None = None) -> str:
+        """Read an http(s) URL; plain http is accepted only for loopback hosts."""
+        value = self.text(name, default).rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise SettingsError(f"{name} must be an https URL such as https://api.threatstream.com, got {value!r}")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            raise SettingsError(f"{name} must use https unless the host is loopback, got {value!r}")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise SettingsError(f"{name} must not carry credentials, a query or a fragment")
+        return value
+
+    def namespace(self, name: str) -> str:
+        value = self.text(name, "default")
+        if not NAMESPACE_PATTERN.match(value):
+            raise SettingsError(
+                f"{name} must be lower case letters, digits or '_' (no '-', no spaces), got {value!r}"
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where and how documents are written."""
+
+    kind: str
+    url: str
+    auth: str
+    secret_name: str | None
+    region: str | None
+    tls_verify: bool
+    ca_bundle_path: str | None
+    timeout_seconds: float
+    namespace: str
+    dead_letter_bucket: str
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> EngineSettings:
+        """Read the engine settings shared by every function."""
+        read = _Reader(environ)
+        auth = read.choice("ENGINE_AUTH", "sigv4", ENGINE_AUTH_MODES)
+        secret_name = read.optional("ENGINE_SECRET_NAME")
+        if auth in ("basic", "api-key") and not secret_name:
+            raise SettingsError(f"ENGINE_SECRET_NAME is missing; ENGINE_AUTH={auth} reads its credentials from it")
+        region = read.optional("AWS_REGION") or read.optional("AWS_DEFAULT_REGION")
+        if auth == "sigv4" and not region:
+            raise SettingsError("AWS_REGION is missing; ENGINE_AUTH=sigv4 signs requests for one region")
+        return cls(
+            kind=read.choice("ENGINE_KIND", "opensearch", ENGINE_KINDS),
+            url=read.url("ENGINE_URL"),
+            auth=auth,
+            secret_name=secret_name,
+            region=region,
+            tls_verify=read.boolean("ENGINE_TLS_VERIFY", True),
+            ca_bundle_path=read.optional("ENGINE_CA_BUNDLE_PATH"),
+            timeout_seconds=read.seconds("ENGINE_TIMEOUT_SECONDS", 30, 1, 300),
+            namespace=read.namespace("NAMESPACE"),
+            dead_letter_bucket=read.text("DEAD_LETTER_BUCKET"),
+        )
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """Settings of the FetchIntelligence function; defaults are those of Elastic's integration."""
+
+    threatstream_url: str
+    threatstream_secret_name: str
+    page_size: int
+    pages_per_invocation: int
+    initial_interval: timedelta
+    delay: timedelta
+    query: str | None
+    remote_api: bool
+    http_timeout_seconds: float
+    tls_verify: bool
+    ca_bundle_path: str | None
+    ioc_duration: timedelta | None
+    preserve_original_event: bool
+    tags: tuple[str, ...]
+    geoip_database_path: str | None
+    cursor_table: str
+    lease_duration: timedelta
+    max_retry_seconds: float
+    engine: EngineSettings
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> FetchSettings:
+        """Read and validate every setting of the fetch function."""
+        read = _Reader(environ)
+        return cls(
+            threatstream_url=read.url("THREATSTREAM_URL", "https://api.threatstream.com"),
+            threatstream_secret_name=read.text("THREATSTREAM_SECRET_NAME"),
+            page_size=read.integer("PAGE_SIZE", 1000, 1, MAX_PAGE_SIZE),
+            pages_per_invocation=read.integer("PAGES_PER_INVOCATION", 1, 1, 10_000),
+            initial_interval=read.duration("INITIAL_INTERVAL", "2160h"),
+            delay=read.duration("FETCH_DELAY", "1m"),
+            query=read.optional("QUERY"),
+            remote_api=read.boolean("REMOTE_API", False),
+            http_timeout_seconds=read.seconds("HTTP_TIMEOUT_SECONDS", 30, 0.1, 300),
+            tls_verify=read.boolean("THREATSTREAM_TLS_VERIFY", True),
+            ca_bundle_path=read.optional("THREATSTREAM_CA_BUNDLE_PATH"),
+            ioc_duration=read.optional_duration("IOC_DURATION", "90d"),
+            preserve_original_event=read.boolean("PRESERVE_ORIGINAL_EVENT", False),
+            tags=read.words("TAGS", "forwarded,anomali-intelligence"),
+            geoip_database_path=read.optional("GEOIP_DATABASE_PATH"),
+            cursor_table=read.text("CURSOR_TABLE_NAME"),
+            lease_duration=read.duration("LEASE_DURATION", "16m"),
+            max_retry_seconds=read.seconds("MAX_RETRY_SECONDS", 60, 0, 900),
+            engine=EngineSettings.from_environment(environ),
+        )
