@@ -63,13 +63,19 @@ class EngineProxy:
                 return
 
             def _forward(self, body: bytes | None) -> tuple[int, dict[str, str], bytes]:
-                headers = {name: value for name, value in self.headers.items() if name.lower() not in ("host", "content-length")}
+                headers = {
+                    name: value
+                    for name, value in self.headers.items()
+                    if name.lower() not in ("host", "content-length")
+                }
                 response = proxy._session.request(
                     self.command, proxy.upstream + self.path, data=body, headers=headers, timeout=60
                 )
                 forwarded_headers = {
-                    name: value for name, value in response.headers.items()
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")
+                    name: value
+                    for name, value in response.headers.items()
+                    if name.lower()
+                    not in ("content-length", "transfer-encoding", "connection", "content-encoding")
                 }
                 return response.status_code, forwarded_headers, response.content
 
@@ -99,8 +105,13 @@ class EngineProxy:
                     self.close_connection = True
                     self.connection.close()
                 elif fault.kind == "whole":
-                    error = {"error": {"type": "injected", "reason": "injected fault"}, "status": fault.status}
-                    self._reply(fault.status, {"Content-Type": "application/json"}, json.dumps(error).encode())
+                    error = {
+                        "error": {"type": "injected", "reason": "injected fault"},
+                        "status": fault.status,
+                    }
+                    self._reply(
+                        fault.status, {"Content-Type": "application/json"}, json.dumps(error).encode()
+                    )
                 else:
                     self._reply(*self._partial(body, fault))
 
@@ -119,8 +130,16 @@ class EngineProxy:
                 for i, (action, _) in enumerate(pairs):
                     if i in held_back:
                         meta = json.loads(action)["create"]
-                        items.append({"create": {"_index": meta["_index"], "_id": meta["_id"], "status": fault.status,
-                                                 "error": {"type": "injected", "reason": "injected item fault"}}})
+                        items.append(
+                            {
+                                "create": {
+                                    "_index": meta["_index"],
+                                    "_id": meta["_id"],
+                                    "status": fault.status,
+                                    "error": {"type": "injected", "reason": "injected item fault"},
+                                }
+                            }
+                        )
                     else:
                         items.append(next(forwarded))
                 response = {"took": 1, "errors": True, "items": items}

@@ -20,12 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ti_anomali import clock as clocks
-from ti_anomali.clock import ManualClock
-
 from local import aws as local_aws
 from local.checks import SOURCE_PATTERN, count_documents, updates_by_key
 from local.functions import LambdaContext, load_handler
+from ti_anomali import clock as clocks
+from ti_anomali.clock import ManualClock
 
 REPO = Path(__file__).resolve().parent.parent
 SIMULATOR_USERNAME = "local-analyst"
@@ -43,11 +42,19 @@ def progress(message: str, **fields: Any) -> None:
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local.run", description=__doc__.splitlines()[0])
     parser.add_argument("--corpus-size", type=int, default=2500, help="indicators the simulator starts with")
-    parser.add_argument("--rounds", type=int, default=5, help="incremental invocations while updates are published")
-    parser.add_argument("--updates-per-round", type=int, default=300, help="updates published before each round")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="incremental invocations while updates are published"
+    )
+    parser.add_argument(
+        "--updates-per-round", type=int, default=300, help="updates published before each round"
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulator's generator")
-    parser.add_argument("--log-file", type=Path, default=REPO / ".cache" / "run" / "functions.log",
-                        help="where the functions' own log lines go")
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        default=REPO / ".cache" / "run" / "functions.log",
+        help="where the functions' own log lines go",
+    )
     return parser.parse_args(argv)
 
 
@@ -79,8 +86,15 @@ class Invoker:
 
     def __init__(self, handler: Any) -> None:
         self._handler = handler
-        self.totals = {"invocations": 0, "failed_invocations": 0, "pages": 0, "indicators_fetched": 0,
-                       "indicators_written": 0, "indicators_dead_lettered": 0, "mapping_errors": 0}
+        self.totals = {
+            "invocations": 0,
+            "failed_invocations": 0,
+            "pages": 0,
+            "indicators_fetched": 0,
+            "indicators_written": 0,
+            "indicators_dead_lettered": 0,
+            "mapping_errors": 0,
+        }
         self.cursor: str | None = None
 
     def invoke(self, label: str, event: dict[str, Any]) -> None:
@@ -124,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     os.dup2(log_file.fileno(), sys.stdout.fileno())
 
-    real_api = all(os.environ.get(name) for name in ("THREATSTREAM_URL", "THREATSTREAM_USERNAME", "THREATSTREAM_API_KEY"))
+    real_api = all(
+        os.environ.get(name) for name in ("THREATSTREAM_URL", "THREATSTREAM_USERNAME", "THREATSTREAM_API_KEY")
+    )
     with ExitStack() as stack:
         from local.opensearch_node import start_node
 
@@ -147,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             manual_clock = ManualClock(datetime.now(UTC))
             clocks.use(manual_clock)
             simulator = Simulator(
-                manual_clock, username=SIMULATOR_USERNAME, api_key=SIMULATOR_API_KEY,
-                seed=args.seed, corpus_size=args.corpus_size,
+                manual_clock,
+                username=SIMULATOR_USERNAME,
+                api_key=SIMULATOR_API_KEY,
+                seed=args.seed,
+                corpus_size=args.corpus_size,
             )
             threatstream_url = simulator.start()
             stack.callback(simulator.stop)
@@ -174,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         engine = OpenSearch(hosts=[node.url])
         source_documents = count_documents(engine, SOURCE_PATTERN)
         keys = updates_by_key(engine, SOURCE_PATTERN)
-        dead_letters = len(aws.client("s3").list_objects_v2(Bucket=aws.dead_letter_bucket).get("Contents", []))
+        dead_letters = len(
+            aws.client("s3").list_objects_v2(Bucket=aws.dead_letter_bucket).get("Contents", [])
+        )
 
         summary: dict[str, Any] = {
             **invoker.totals,
@@ -207,7 +228,10 @@ def check_summary(summary: dict[str, Any]) -> list[str]:
     if summary["dead_letters_stored"] != summary["indicators_dead_lettered"]:
         failures.append("dead_letters_stored != indicators_dead_lettered")
     published = summary["simulator_updates_published"]
-    if published is not None and summary["indicators_written"] + summary["indicators_dead_lettered"] != published:
+    if (
+        published is not None
+        and summary["indicators_written"] + summary["indicators_dead_lettered"] != published
+    ):
         failures.append("indicators_written + indicators_dead_lettered != simulator_updates_published")
     return failures
 

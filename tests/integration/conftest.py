@@ -74,8 +74,9 @@ class Stack:
 
 
 @pytest.fixture
-def stack(moto: local_aws.LocalAws, opensearch_node: Any, manual_clock: ManualClock,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(
+    moto: local_aws.LocalAws, opensearch_node: Any, manual_clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stack]:
     from local.simulator import Simulator
 
     suffix = uuid.uuid4().hex[:10]

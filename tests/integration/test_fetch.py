@@ -65,7 +65,9 @@ def test_first_run_asks_only_for_initial_window(stack: Stack, manual_clock: Manu
     assert first.query["order_by"] == "update_id"
     assert first.query["limit"] == "1000"
     assert "modified_ts__gt" not in second.query
-    assert second.query["update_id__gt"] == str(max(u.update_id for u in stack.simulator.published_updates()[:30]))
+    assert second.query["update_id__gt"] == str(
+        max(u.update_id for u in stack.simulator.published_updates()[:30])
+    )
 
 
 def test_every_page_fetched_past_1000(stack: Stack, manual_clock: ManualClock, engine: Any) -> None:
@@ -107,7 +109,9 @@ def test_timeout_after_page_three_resumes_at_four(
     assert set(counts.values()) == {1}
 
 
-def test_crash_between_write_and_commit_adds_nothing(stack: Stack, manual_clock: ManualClock, engine: Any) -> None:
+def test_crash_between_write_and_commit_adds_nothing(
+    stack: Stack, manual_clock: ManualClock, engine: Any
+) -> None:
     stack.simulator.publish(120, status_changes=0)
     manual_clock.advance(PAST_DELAY)
     job = make_job(stack, PAGE_SIZE="100")
@@ -139,7 +143,9 @@ def test_partial_bulk_429_then_503_retried(
 ) -> None:
     stack.simulator.publish(50, status_changes=0)
     manual_clock.advance(PAST_DELAY)
-    engine_proxy.faults.extend([EngineFault("partial", status=429, every=3), EngineFault("partial", status=503, every=2)])
+    engine_proxy.faults.extend(
+        [EngineFault("partial", status=429, every=3), EngineFault("partial", status=503, every=2)]
+    )
     commits: list[int] = []
     job = make_job(stack, ENGINE_URL=engine_proxy.url)
     original_commit = job._deps.cursors.commit
@@ -170,9 +176,12 @@ def test_whole_bulk_503_leaves_cursor_in_place(
     assert cursor_of(stack) is None
 
 
-def test_rejected_document_dead_lettered_rest_written(stack: Stack, manual_clock: ManualClock, engine: Any) -> None:
+def test_rejected_document_dead_lettered_rest_written(
+    stack: Stack, manual_clock: ManualClock, engine: Any
+) -> None:
     published = stack.simulator.publish(10, status_changes=0)
-    bad = stack.simulator.publish_object({**published[0].obj, "id": 990001, "feed_id": "not-a-number"})
+    template = {k: v for k, v in published[0].obj.items() if k not in ("update_id", "modified_ts")}
+    bad = stack.simulator.publish_object({**template, "id": 990001, "feed_id": "not-a-number"})
     stack.simulator.publish(5, status_changes=0)
     manual_clock.advance(PAST_DELAY)
 
@@ -183,7 +192,9 @@ def test_rejected_document_dead_lettered_rest_written(stack: Stack, manual_clock
     assert cursor_of(stack) == stack.simulator.published_updates()[-1].update_id
     store = DeadLetterStore(stack.aws.client("s3"), stack.aws.dead_letter_bucket)
     (key,) = store.list_keys()
-    letter = json.loads(stack.aws.client("s3").get_object(Bucket=stack.aws.dead_letter_bucket, Key=key)["Body"].read())
+    letter = json.loads(
+        stack.aws.client("s3").get_object(Bucket=stack.aws.dead_letter_bucket, Key=key)["Body"].read()
+    )
     assert letter["status"] == 400
     assert letter["error"]["type"] == "mapper_parsing_exception"
     assert letter["document"]["anomali"]["threatstream"]["update_id"] == str(bad.update_id)
@@ -216,7 +227,9 @@ def test_held_lease_makes_second_invocation_exit(stack: Stack, manual_clock: Man
     stack.simulator.publish(10, status_changes=0)
     manual_clock.advance(PAST_DELAY)
     store = CursorStore(stack.aws.client("dynamodb"), stack.aws.table_name)
-    held = store.acquire(CursorKey("intelligence", stack.namespace, None), "other", manual_clock.now(), timedelta(minutes=5))
+    held = store.acquire(
+        CursorKey("intelligence", stack.namespace, None), "other", manual_clock.now(), timedelta(minutes=5)
+    )
     assert held is not None
 
     outcome = run_fetch(stack)
@@ -230,7 +243,9 @@ def test_expired_lease_of_crashed_run_taken_over(stack: Stack, manual_clock: Man
     stack.simulator.publish(10, status_changes=0)
     manual_clock.advance(PAST_DELAY)
     store = CursorStore(stack.aws.client("dynamodb"), stack.aws.table_name)
-    store.acquire(CursorKey("intelligence", stack.namespace, None), "crashed", manual_clock.now(), timedelta(minutes=5))
+    store.acquire(
+        CursorKey("intelligence", stack.namespace, None), "crashed", manual_clock.now(), timedelta(minutes=5)
+    )
     manual_clock.advance(timedelta(minutes=6))
 
     outcome = run_fetch(stack)
@@ -240,28 +255,35 @@ def test_expired_lease_of_crashed_run_taken_over(stack: Stack, manual_clock: Man
 
 
 def test_record_visible_late_not_skipped(stack: Stack, manual_clock: ManualClock, engine: Any) -> None:
-    late = stack.simulator.publish_object(
-        dict(stack.simulator.publish(1, status_changes=0)[0].obj, id=880001), visible_after=timedelta(seconds=40)
-    )
+    template = {k: v for k, v in stack.simulator.publish(1, status_changes=0)[0].obj.items() if k != "update_id"}
+    manual_clock.advance(PAST_DELAY)
+    run_fetch(stack)
+    template.pop("modified_ts")
+    late = stack.simulator.publish_object({**template, "id": 880001}, visible_after=timedelta(seconds=40))
     manual_clock.advance(timedelta(seconds=1))
     stack.simulator.publish(5, status_changes=0)
-    manual_clock.advance(timedelta(seconds=20))
-    run_fetch(stack)
+    manual_clock.advance(timedelta(seconds=30))
+    before_visible = run_fetch(stack)
     manual_clock.advance(PAST_DELAY)
     run_fetch(stack)
 
     keys = set(updates_by_key(engine, stack.data_stream))
+    assert before_visible.indicators_fetched == 0
     assert (str(late.id), str(late.update_id)) in keys
     assert keys == published_keys(stack)
 
 
 def test_api_key_never_in_logs_errors_or_documents(
-    stack: Stack, manual_clock: ManualClock, engine: Any, caplog: pytest.LogCaptureFixture,
+    stack: Stack,
+    manual_clock: ManualClock,
+    engine: Any,
+    caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from local.simulator.faults import Fault
 
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="ti-anomali")
     stack.simulator.publish(20, status_changes=0)
     manual_clock.advance(PAST_DELAY)
     stack.simulator.inject(Fault(kind="next_with_credentials"))

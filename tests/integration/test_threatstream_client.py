@@ -37,8 +37,14 @@ def simulator(manual_clock: ManualClock) -> Any:
     simulator.stop()
 
 
-def make_client(simulator: Any, clock: ManualClock, *, timeout: float = 5.0, remaining: float = 900.0,
-                api_key: str = API_KEY) -> ThreatStreamClient:
+def make_client(
+    simulator: Any,
+    clock: ManualClock,
+    *,
+    timeout: float = 5.0,
+    remaining: float = 900.0,
+    api_key: str = API_KEY,
+) -> ThreatStreamClient:
     return ThreatStreamClient(
         simulator.url if hasattr(simulator, "url") else simulator.base_url,
         Credentials(USERNAME, api_key),
@@ -129,8 +135,13 @@ def test_retry_never_waits_past_deadline(simulator: Any, manual_clock: ManualClo
 
 def test_connection_refused_is_transport_error(manual_clock: ManualClock) -> None:
     client = ThreatStreamClient(
-        "http://127.0.0.1:9", Credentials(USERNAME, API_KEY), requests.Session(), timeout_seconds=1,
-        verify=True, clock=manual_clock, deadline=lambda: 900.0,
+        "http://127.0.0.1:9",
+        Credentials(USERNAME, API_KEY),
+        requests.Session(),
+        timeout_seconds=1,
+        verify=True,
+        clock=manual_clock,
+        deadline=lambda: 900.0,
         backoff=Backoff(max_attempts=2, rng=random.Random(1)),
     )
 

@@ -17,8 +17,13 @@ from ti_anomali.paging import (
 )
 
 NOW = datetime(2026, 12, 4, 21, 30, 15, 123456, tzinfo=UTC)
-WINDOW = RequestWindow(page_size=1000, delay=timedelta(minutes=1), initial_interval=timedelta(hours=2160),
-                       query=None, remote_api=False)
+WINDOW = RequestWindow(
+    page_size=1000,
+    delay=timedelta(minutes=1),
+    initial_interval=timedelta(hours=2160),
+    query=None,
+    remote_api=False,
+)
 BASE = "https://api.threatstream.example"
 
 
@@ -61,7 +66,9 @@ def test_api_time_is_utc_without_fraction() -> None:
 
 
 def test_next_link_keeps_query_drops_credentials() -> None:
-    link = "/api/v2/intelligence/?limit=3&username=alice&api_key=s3cret&update_id__gt=9&search_after=9&q=a%3Db"
+    link = (
+        "/api/v2/intelligence/?limit=3&username=alice&api_key=s3cret&update_id__gt=9&search_after=9&q=a%3Db"
+    )
 
     parameters = next_page_parameters(link, BASE)
 

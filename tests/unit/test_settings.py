@@ -56,7 +56,9 @@ def test_invalid_value_names_variable(name: str, value: str) -> None:
         FetchSettings.from_environment({**BASE, name: value})
 
 
-@pytest.mark.parametrize("name", ["THREATSTREAM_SECRET_NAME", "CURSOR_TABLE_NAME", "DEAD_LETTER_BUCKET", "ENGINE_URL"])
+@pytest.mark.parametrize(
+    "name", ["THREATSTREAM_SECRET_NAME", "CURSOR_TABLE_NAME", "DEAD_LETTER_BUCKET", "ENGINE_URL"]
+)
 def test_missing_required_names_variable(name: str) -> None:
     environment = {key: value for key, value in BASE.items() if key != name}
 

@@ -140,7 +140,9 @@ class FetchJob:
     def run(self, request: FetchRequest) -> FetchOutcome:
         """Take the lease, fetch and write pages within the budget, and release the lease."""
         outcome = FetchOutcome()
-        leased = self._deps.cursors.acquire(self._key, self._owner, self._deps.clock.now(), self._lease_duration())
+        leased = self._deps.cursors.acquire(
+            self._key, self._owner, self._deps.clock.now(), self._lease_duration()
+        )
         if leased is None:
             logger.info("lease held by another invocation; nothing to do", cursor_key=self._key.partition_key)
             outcome.status = "lease_busy"
@@ -310,9 +312,9 @@ class FetchJob:
             "page written",
             page=outcome.pages,
             indicators=len(page.objects),
-            created=result.created,
-            already_present=result.already_present,
-            dead_lettered=result.dead_lettered,
+            indicators_created=result.created,
+            indicators_already_present=result.already_present,
+            indicators_dead_lettered=result.dead_lettered,
             retried_items=result.retried_items,
             cursor=_as_text(leased.cursor),
             backlog=page.total_count,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 

@@ -26,7 +26,9 @@ SECRET_MAX_AGE_SECONDS = 300
 
 def read_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     """Read a JSON secret from Secrets Manager through Powertools' cache."""
-    value = parameters.get_secret(name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force_fetch)
+    value = parameters.get_secret(
+        name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force_fetch
+    )
     if not isinstance(value, dict):
         raise SettingsError(f"secret {name} must hold a JSON object")
     return value
@@ -81,7 +83,9 @@ def build_fetch_dependencies(
         verify=verify,
         clock=clock,
         deadline=deadline,
-        reload_credentials=lambda: read_threatstream_credentials(settings.threatstream_secret_name, force_fetch=True),
+        reload_credentials=lambda: read_threatstream_credentials(
+            settings.threatstream_secret_name, force_fetch=True
+        ),
     )
     engine_client = build_engine_client(settings.engine, session)
     dead_letters = DeadLetterStore(session.client("s3"), settings.engine.dead_letter_bucket)

@@ -72,7 +72,9 @@ class _Reader:
         try:
             value = int(raw)
         except ValueError:
-            raise SettingsError(f"{name} must be an integer from {minimum} to {maximum}, got {raw!r}") from None
+            raise SettingsError(
+                f"{name} must be an integer from {minimum} to {maximum}, got {raw!r}"
+            ) from None
         if not minimum <= value <= maximum:
             raise SettingsError(f"{name} must be an integer from {minimum} to {maximum}, got {value}")
         return value
@@ -119,7 +121,9 @@ class _Reader:
         value = self.text(name, default).rstrip("/")
         parts = urlsplit(value)
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise SettingsError(f"{name} must be an https URL such as https://api.threatstream.com, got {value!r}")
+            raise SettingsError(
+                f"{name} must be an https URL such as https://api.threatstream.com, got {value!r}"
+            )
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise SettingsError(f"{name} must use https unless the host is loopback, got {value!r}")
         if parts.username or parts.password or parts.query or parts.fragment:
@@ -157,7 +161,9 @@ class EngineSettings:
         auth = read.choice("ENGINE_AUTH", "sigv4", ENGINE_AUTH_MODES)
         secret_name = read.optional("ENGINE_SECRET_NAME")
         if auth in ("basic", "api-key") and not secret_name:
-            raise SettingsError(f"ENGINE_SECRET_NAME is missing; ENGINE_AUTH={auth} reads its credentials from it")
+            raise SettingsError(
+                f"ENGINE_SECRET_NAME is missing; ENGINE_AUTH={auth} reads its credentials from it"
+            )
         region = read.optional("AWS_REGION") or read.optional("AWS_DEFAULT_REGION")
         if auth == "sigv4" and not region:
             raise SettingsError("AWS_REGION is missing; ENGINE_AUTH=sigv4 signs requests for one region")
@@ -222,5 +228,55 @@ class FetchSettings:
             cursor_table=read.text("CURSOR_TABLE_NAME"),
             lease_duration=read.duration("LEASE_DURATION", "16m"),
             max_retry_seconds=read.seconds("MAX_RETRY_SECONDS", 60, 0, 900),
+            engine=EngineSettings.from_environment(environ),
+        )
+
+
+@dataclass(frozen=True)
+class LatestSettings:
+    """Settings of the MaintainLatest function."""
+
+    datasets: tuple[str, ...]
+    sync_delay: timedelta
+    live_statuses: frozenset[str]
+    batch_size: int
+    allowlist_values: tuple[str, ...]
+    allowlist_networks: tuple[str, ...]
+    blocked_tlp: tuple[str, ...]
+    source_retention: timedelta
+    cursor_table: str
+    lease_duration: timedelta
+    engine: EngineSettings
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> LatestSettings:
+        """Read and validate every setting of the latest function."""
+        read = _Reader(environ)
+        datasets = read.words("LATEST_DATASETS", "intelligence,threatstream")
+        unknown = [name for name in datasets if name not in ("intelligence", "threatstream")]
+        if unknown or not datasets:
+            raise SettingsError(
+                f"LATEST_DATASETS must list intelligence and/or threatstream, got {datasets!r}"
+            )
+        networks = read.words("ALLOWLIST_NETWORKS", "")
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise SettingsError(f"ALLOWLIST_NETWORKS must hold CIDR networks, got {network!r}") from None
+        live = read.words("LIVE_STATUSES", "active")
+        if not live:
+            raise SettingsError("LIVE_STATUSES must name at least one status, such as active")
+        return cls(
+            datasets=datasets,
+            sync_delay=read.duration("SYNC_DELAY", "60s"),
+            live_statuses=frozenset(status.lower() for status in live),
+            batch_size=read.integer("LATEST_BATCH_SIZE", 1000, 1, 10_000),
+            allowlist_values=read.words("ALLOWLIST_VALUES", ""),
+            allowlist_networks=networks,
+            blocked_tlp=read.words("BLOCKED_TLP", ""),
+            source_retention=read.duration("SOURCE_RETENTION", "5d"),
+            cursor_table=read.text("CURSOR_TABLE_NAME"),
+            lease_duration=read.duration("LEASE_DURATION", "16m"),
             engine=EngineSettings.from_environment(environ),
         )

@@ -1,4 +1,4 @@
-"""Cursor and lease in DynamoDB: one item per (dataset, namespace, query).
+"""Cursors and leases in DynamoDB: one item per (purpose, dataset, namespace, query).
 
 Every write is conditional, so two invocations can never both hold the lease, and the cursor
 only moves from the value the writer read to a larger one.
@@ -31,13 +31,14 @@ class CursorKey:
     dataset: str
     namespace: str
     query: str | None
+    purpose: str = "fetch"
 
     @property
     def partition_key(self) -> str:
         # NOTE: the query is hashed so that the key stays short and carries no user text;
         # IAM policies grant the functions only items whose key starts with their prefix.
         query_hash = hashlib.sha256((self.query or "").encode()).hexdigest()[:16]
-        return f"fetch#{self.dataset}#{self.namespace}#{query_hash}"
+        return f"{self.purpose}#{self.dataset}#{self.namespace}#{query_hash}"
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,9 @@ class CursorStore:
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                raise CursorConflict(f"lease on {leased.key.partition_key} was lost before the reset") from exc
+                raise CursorConflict(
+                    f"lease on {leased.key.partition_key} was lost before the reset"
+                ) from exc
             raise CursorStoreError(f"resetting cursor {leased.key.partition_key} failed") from exc
         return replace(leased, cursor=new_cursor)
 

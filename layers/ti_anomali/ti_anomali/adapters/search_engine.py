@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from opensearchpy import OpenSearch, RequestsHttpConnection
 from opensearchpy.exceptions import ConnectionError as EngineConnectionError
-from opensearchpy.exceptions import NotFoundError, TransportError
+from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
 
 from ti_anomali.adapters.dead_letters import DeadLetter, DeadLetterStore
 from ti_anomali.clock import Clock
@@ -24,6 +25,7 @@ from ti_anomali.retry import RETRYABLE_STATUSES, Backoff, Deadline, fits_before_
 from ti_anomali.settings import EngineSettings
 
 ALREADY_EXISTS = 409
+logger = Logger(service="ti-anomali", child=True)
 MAX_REASON_CHARS = 2000
 
 
@@ -128,7 +130,9 @@ class DataStreamSetup:
                 body=templates.source_index_template(dataset, self._engine_kind),
             )
         except (TransportError, EngineConnectionError) as exc:
-            raise SetupError(f"installing the template of logs-ti_anomali.{dataset} failed: {exc.error}") from exc
+            raise SetupError(
+                f"installing the template of logs-ti_anomali.{dataset} failed: {exc.error}"
+            ) from exc
         self._installed.add(dataset)
 
     def _install_lifecycle_policy(self) -> None:
@@ -143,6 +147,17 @@ class DataStreamSetup:
             self._client.transport.perform_request("GET", path)
         except NotFoundError:
             pass
+        except RequestError as exc:
+            # NOTE: a node without the Index Management plugin answers 400 "no handler found".
+            # Writing goes on, because losing indicators is worse than keeping them too long.
+            if "no handler found" not in str(exc.info):
+                raise
+            logger.warning(
+                "no lifecycle policy installed: source documents will not be deleted after retention",
+                reason="the engine has no Index State Management plugin",
+                policy_id=policy_id,
+            )
+            return
         else:
             return
         try:
@@ -175,6 +190,7 @@ class BulkWriter:
         self._reserve = reserve_seconds
         self._request_timeout = request_timeout_seconds
         self._before_send = before_send
+        self._last_failure = ""
 
     def write(self, index: str, documents: Sequence[tuple[str, dict[str, Any]]]) -> WriteResult:
         """Create every `(id, document)` in `index`, retrying 429 and 5xx items, dead-lettering the rest.
@@ -199,7 +215,8 @@ class BulkWriter:
         out_of_time = not fits_before_deadline(wait + self._request_timeout, self._deadline, self._reserve)
         if out_of_attempts or out_of_time:
             raise BulkWriteError(
-                f"bulk write to {index} gave up after {retry} attempts with {pending} documents not written"
+                f"bulk write to {index} gave up after {retry} attempts with {pending} documents not written; "
+                f"last failure: {self._last_failure}"
             )
         self._clock.sleep(wait)
 
@@ -219,18 +236,23 @@ class BulkWriter:
             self._before_send(len(documents))
         result.requests += 1
         try:
-            response = self._client.bulk(body=body.encode(), params={"timeout": f"{int(self._request_timeout)}s"})
-        except EngineConnectionError:
+            response = self._client.bulk(body=body.encode())
+        except EngineConnectionError as exc:
+            self._last_failure = f"no response ({type(exc.info).__name__ if exc.info else 'connection error'})"
             return documents
         except TransportError as exc:
             if isinstance(exc.status_code, int) and exc.status_code in RETRYABLE_STATUSES:
+                self._last_failure = f"status {exc.status_code}"
                 return documents
             raise BulkWriteError(f"bulk write to {index} returned {exc.status_code}") from exc
 
         retry: list[tuple[str, dict[str, Any]]] = []
+        self._last_failure = "items rejected with 429 or 5xx"
         items = response.get("items", [])
         if len(items) != len(documents):
-            raise BulkWriteError(f"bulk write to {index} returned {len(items)} items for {len(documents)} documents")
+            raise BulkWriteError(
+                f"bulk write to {index} returned {len(items)} items for {len(documents)} documents"
+            )
         for (document_id, document), item in zip(documents, items, strict=True):
             outcome = next(iter(item.values()))
             status = int(outcome.get("status", 0))

@@ -233,3 +233,49 @@ def elasticsearch_ilm_policy() -> dict[str, Any]:
             "_meta": {"managed_by": "ti-anomali"},
         }
     }
+
+
+# The latest index: one document per (dataset, indicator id), behind an alias that detection rules
+# read. Raise LATEST_VERSION whenever its mapping changes; MaintainLatest then moves the alias to a
+# new index and removes the old one.
+LATEST_VERSION = 1
+TOMBSTONE_INDEX = "ti_anomali-latest-tombstones"
+
+
+def latest_alias(dataset: str) -> str:
+    """Return the alias detection rules read, e.g. `logs-ti_anomali_latest.intelligence`."""
+    return f"logs-ti_anomali_latest.{dataset}"
+
+
+def latest_index(dataset: str, version: int = LATEST_VERSION) -> str:
+    """Return the versioned index behind the latest alias."""
+    return f"{latest_alias(dataset)}-{version}"
+
+
+def latest_index_body(dataset: str, engine_kind: str, *, hidden: bool) -> dict[str, Any]:
+    """Return the settings and mappings of a latest index; `hidden` keeps it out of wildcards while it fills."""
+    return {
+        "settings": {"index.hidden": hidden, "index.mapping.total_fields.limit": 1000},
+        "mappings": {
+            "dynamic": False,
+            "_meta": {"managed_by": "ti-anomali", "latest_version": LATEST_VERSION},
+            "properties": build_properties(FIELDS_BY_DATASET[dataset], engine_kind),
+        },
+    }
+
+
+def tombstone_index_body() -> dict[str, Any]:
+    """Return the mapping of the tombstone index: the newest update of each indicator that left the latest index."""
+    return {
+        "settings": {"index.hidden": True},
+        "mappings": {
+            "dynamic": False,
+            "properties": {
+                "dataset": {"type": "keyword"},
+                "indicator_id": {"type": "keyword"},
+                "update_id": {"type": "keyword"},
+                "reason": {"type": "keyword"},
+                "removed_at": {"type": "date"},
+            },
+        },
+    }
