@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,6 +75,8 @@ def moto_server() -> Iterator[LocalAws]:
     """Run a moto server on a free loopback port for the duration of the block."""
     from moto.server import ThreadedMotoServer
 
+    # The server's access log would bury the run's progress lines.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
