@@ -31,6 +31,7 @@ SIMULATOR_USERNAME = "local-analyst"
 # Not a secret: the simulator accepts it and nothing else does.
 SIMULATOR_API_KEY = "local-simulator-key"  # noqa: S105
 FETCH_DELAY = timedelta(minutes=1)
+SYNC_DELAY = timedelta(seconds=60)
 
 
 def progress(message: str, **fields: Any) -> None:
@@ -42,12 +43,8 @@ def progress(message: str, **fields: Any) -> None:
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m local.run", description=__doc__.splitlines()[0])
     parser.add_argument("--corpus-size", type=int, default=2500, help="indicators the simulator starts with")
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="incremental invocations while updates are published"
-    )
-    parser.add_argument(
-        "--updates-per-round", type=int, default=300, help="updates published before each round"
-    )
+    parser.add_argument("--rounds", type=int, default=5, help="incremental invocations while updates are published")
+    parser.add_argument("--updates-per-round", type=int, default=300, help="updates published before each round")
     parser.add_argument("--seed", type=int, default=7, help="seed of the simulator's generator")
     parser.add_argument(
         "--log-file",
@@ -126,6 +123,23 @@ class Invoker:
         )
 
 
+def run_maintain_latest() -> dict[str, Any]:
+    """Invoke MaintainLatest once and return its figures for the intelligence dataset."""
+    handler = load_handler("maintain_latest")
+    result = handler.lambda_handler({}, LambdaContext("MaintainLatest"))
+    (intelligence,) = [item for item in result["datasets"] if item["dataset"] == "intelligence"]
+    progress(
+        "latest maintained",
+        upserted=intelligence["upserted"],
+        retired=intelligence["retired"],
+        expired=intelligence["expired"],
+        source_documents=intelligence["source_documents"],
+    )
+    return {
+        key: intelligence[key] for key in ("upserted", "retired", "expired", "held_back", "stale", "source_documents")
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the local job and print the run summary; return the exit status."""
     args = parse_arguments(argv)
@@ -188,17 +202,27 @@ def main(argv: list[str] | None = None) -> int:
             manual_clock.advance(FETCH_DELAY + timedelta(seconds=1))
         invoker.invoke("final", {"page_budget": 1000, "requested_by": "make run"})
 
+        if simulator is not None:
+            manual_clock.advance(SYNC_DELAY + timedelta(seconds=1))
+        latest = run_maintain_latest()
+
         from opensearchpy import OpenSearch
 
         engine = OpenSearch(hosts=[node.url])
         source_documents = count_documents(engine, SOURCE_PATTERN)
         keys = updates_by_key(engine, SOURCE_PATTERN)
-        dead_letters = len(
-            aws.client("s3").list_objects_v2(Bucket=aws.dead_letter_bucket).get("Contents", [])
-        )
+        dead_letters = len(aws.client("s3").list_objects_v2(Bucket=aws.dead_letter_bucket).get("Contents", []))
+
+        latest_documents = count_documents(engine, "logs-ti_anomali_latest.intelligence")
+        live = None
+        if simulator is not None:
+            live = len(simulator.live_indicator_ids(manual_clock.now()))
 
         summary: dict[str, Any] = {
             **invoker.totals,
+            "latest_documents": latest_documents,
+            "simulator_live_indicators": live,
+            "latest_run": latest,
             "source_documents": source_documents,
             "distinct_updates_in_source": len(keys),
             "dead_letters_stored": dead_letters,
@@ -227,11 +251,13 @@ def check_summary(summary: dict[str, Any]) -> list[str]:
         failures.append("a (id, update_id) is in the source data stream more than once")
     if summary["dead_letters_stored"] != summary["indicators_dead_lettered"]:
         failures.append("dead_letters_stored != indicators_dead_lettered")
-    published = summary["simulator_updates_published"]
     if (
-        published is not None
-        and summary["indicators_written"] + summary["indicators_dead_lettered"] != published
+        summary["simulator_live_indicators"] is not None
+        and summary["latest_documents"] != summary["simulator_live_indicators"]
     ):
+        failures.append("latest_documents != simulator_live_indicators")
+    published = summary["simulator_updates_published"]
+    if published is not None and summary["indicators_written"] + summary["indicators_dead_lettered"] != published:
         failures.append("indicators_written + indicators_dead_lettered != simulator_updates_published")
     return failures
 

@@ -105,9 +105,7 @@ class LatestJob:
             store.purge_tombstones(now - self._settings.source_retention - TOMBSTONE_MARGIN)
         finally:
             self._deps.cursors.release(leased)
-        logger.info(
-            "latest maintained", **{k: v for k, v in outcome.__dict__.items() if k != "migration_steps"}
-        )
+        logger.info("latest maintained", **{k: v for k, v in outcome.__dict__.items() if k != "migration_steps"})
         return outcome
 
     def _lease_duration(self) -> timedelta:

@@ -17,8 +17,9 @@ from ti_anomali.adapters.threatstream import Credentials, ThreatStreamClient
 from ti_anomali.ecs.geoip import GeoIP
 from ti_anomali.ecs.intelligence import MappingOptions
 from ti_anomali.fetch import FetchDependencies
+from ti_anomali.latest import LatestDependencies
 from ti_anomali.retry import Deadline
-from ti_anomali.settings import EngineSettings, FetchSettings, SettingsError
+from ti_anomali.settings import EngineSettings, FetchSettings, LatestSettings, SettingsError
 
 logger = Logger(service="ti-anomali", child=True)
 SECRET_MAX_AGE_SECONDS = 300
@@ -26,9 +27,7 @@ SECRET_MAX_AGE_SECONDS = 300
 
 def read_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     """Read a JSON secret from Secrets Manager through Powertools' cache."""
-    value = parameters.get_secret(
-        name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force_fetch
-    )
+    value = parameters.get_secret(name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force_fetch)
     if not isinstance(value, dict):
         raise SettingsError(f"secret {name} must hold a JSON object")
     return value
@@ -63,6 +62,17 @@ def build_engine_client(settings: EngineSettings, boto_session: Any = None) -> A
     return build_client(settings, read_engine_credentials(settings), aws_credentials)
 
 
+def build_latest_dependencies(settings: LatestSettings, boto_session: Any = None) -> LatestDependencies:
+    """Build the engine client and checkpoint store of the latest function."""
+    session = boto_session or boto3.Session()
+    return LatestDependencies(
+        settings=settings,
+        engine_client=build_engine_client(settings.engine, session),
+        cursors=CursorStore(session.client("dynamodb"), settings.cursor_table),
+        clock=clocks.current(),
+    )
+
+
 def build_fetch_dependencies(
     settings: FetchSettings,
     deadline: Deadline,
@@ -83,9 +93,7 @@ def build_fetch_dependencies(
         verify=verify,
         clock=clock,
         deadline=deadline,
-        reload_credentials=lambda: read_threatstream_credentials(
-            settings.threatstream_secret_name, force_fetch=True
-        ),
+        reload_credentials=lambda: read_threatstream_credentials(settings.threatstream_secret_name, force_fetch=True),
     )
     engine_client = build_engine_client(settings.engine, session)
     dead_letters = DeadLetterStore(session.client("s3"), settings.engine.dead_letter_bucket)
