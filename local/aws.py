@@ -29,9 +29,7 @@ class LocalAws:
 
     def session(self) -> boto3.Session:
         """Return a boto3 session with dummy credentials aimed at nothing but the moto server."""
-        return boto3.Session(
-            aws_access_key_id="local", aws_secret_access_key="local", region_name=self.region
-        )
+        return boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=self.region)
 
     def client(self, service: str):  # noqa: ANN201 - boto3 clients have generated types
         """Return a client of `service` bound to the moto server."""

@@ -74,8 +74,7 @@ class EngineProxy:
                 forwarded_headers = {
                     name: value
                     for name, value in response.headers.items()
-                    if name.lower()
-                    not in ("content-length", "transfer-encoding", "connection", "content-encoding")
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")
                 }
                 return response.status_code, forwarded_headers, response.content
 
@@ -109,9 +108,7 @@ class EngineProxy:
                         "error": {"type": "injected", "reason": "injected fault"},
                         "status": fault.status,
                     }
-                    self._reply(
-                        fault.status, {"Content-Type": "application/json"}, json.dumps(error).encode()
-                    )
+                    self._reply(fault.status, {"Content-Type": "application/json"}, json.dumps(error).encode())
                 else:
                     self._reply(*self._partial(body, fault))
 

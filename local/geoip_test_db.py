@@ -100,9 +100,7 @@ def _read_member(archive: Path) -> bytes:
 def _verify(content: bytes, description: str, remedy: str) -> None:
     digest = hashlib.sha256(content).hexdigest()
     if digest != DATABASE_SHA256:
-        raise GeoIPTestDatabaseError(
-            f"{description} has SHA-256 {digest}, expected {DATABASE_SHA256}: {remedy}"
-        )
+        raise GeoIPTestDatabaseError(f"{description} has SHA-256 {digest}, expected {DATABASE_SHA256}: {remedy}")
 
 
 def main() -> int:

@@ -39,9 +39,7 @@ def publish_metrics(outcome: FetchOutcome) -> None:
     """Emit the run's figures as CloudWatch metrics."""
     metrics.add_metric(name="PagesFetched", unit=MetricUnit.Count, value=outcome.pages)
     metrics.add_metric(name="IndicatorsWritten", unit=MetricUnit.Count, value=outcome.indicators_created)
-    metrics.add_metric(
-        name="IndicatorsDeadLettered", unit=MetricUnit.Count, value=outcome.indicators_dead_lettered
-    )
+    metrics.add_metric(name="IndicatorsDeadLettered", unit=MetricUnit.Count, value=outcome.indicators_dead_lettered)
     metrics.add_metric(name="MappingErrors", unit=MetricUnit.Count, value=outcome.mapping_errors)
     if outcome.backlog is not None:
         metrics.add_metric(name="BacklogIndicators", unit=MetricUnit.Count, value=outcome.backlog)

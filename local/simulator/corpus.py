@@ -55,14 +55,10 @@ def parse_api_timestamp(text: str) -> datetime:
     """
     match = _API_TIMESTAMP.fullmatch(text)
     if match is None:
-        raise ValueError(
-            f"invalid timestamp {text!r}, expected YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.fffZ"
-        )
+        raise ValueError(f"invalid timestamp {text!r}, expected YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM:SS.fffZ")
     year, month, day, hour, minute, second, fraction = match.groups()
     microsecond = int((fraction or "0").ljust(6, "0")[:6])
-    return datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), microsecond, tzinfo=UTC
-    )
+    return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), microsecond, tzinfo=UTC)
 
 
 def truncate_to_milliseconds(moment: datetime) -> datetime:
@@ -165,17 +161,13 @@ class UpdateLog:
             self._encoded.insert(position, encoded)
             self._note_order(position, modified_us)
             if visible_us > modified_us:
-                self._late_update_ids.insert(
-                    bisect_left(self._late_update_ids, update.update_id), update.update_id
-                )
+                self._late_update_ids.insert(bisect_left(self._late_update_ids, update.update_id), update.update_id)
                 self._late_visible_us[update.update_id] = visible_us
             self._note_newest(update)
 
     def _note_order(self, position: int, modified_us: int) -> None:
         before_is_older = position == 0 or self._modified_us[position - 1] <= modified_us
-        after_is_newer = (
-            position == len(self._modified_us) - 1 or self._modified_us[position + 1] >= modified_us
-        )
+        after_is_newer = position == len(self._modified_us) - 1 or self._modified_us[position + 1] >= modified_us
         if not (before_is_older and after_is_newer):
             self._modified_sorted = False
 
@@ -263,9 +255,7 @@ class UpdateLog:
             return 0
         first = bisect_left(self._late_update_ids, self._update_ids[low])
         last = bisect_right(self._late_update_ids, self._update_ids[high - 1])
-        return sum(
-            1 for update_id in self._late_update_ids[first:last] if self._late_visible_us[update_id] > now_us
-        )
+        return sum(1 for update_id in self._late_update_ids[first:last] if self._late_visible_us[update_id] > now_us)
 
 
 def _inside_window(modified_us: int, gt_us: int | None, lt_us: int | None) -> bool:
@@ -523,9 +513,7 @@ class IndicatorFactory:
             return format_api_timestamp(created + timedelta(days=300 * 365))
         if roll < 0.86:
             # Still active although its expiration time has passed.
-            return format_api_timestamp(
-                min(modified, now) - timedelta(seconds=self._rng.randint(3600, 20 * 86400))
-            )
+            return format_api_timestamp(min(modified, now) - timedelta(seconds=self._rng.randint(3600, 20 * 86400)))
         if roll < 0.93:
             # Expires within two days of `now`, so that the expiry happens during a run whose clock advances.
             return format_api_timestamp(now + timedelta(seconds=self._rng.randint(600, 2 * 86400)))
@@ -671,9 +659,7 @@ class IndicatorFactory:
         return f"{self._rng.choice([96, 192, 384, 768, 1536])}:{first}:{second}"
 
     def _file_name(self) -> str:
-        folder = self._rng.choice(
-            ["Users\\Public", "Windows\\Temp", "Users\\Administrator\\AppData\\Local\\Temp"]
-        )
+        folder = self._rng.choice(["Users\\Public", "Windows\\Temp", "Users\\Administrator\\AppData\\Local\\Temp"])
         return f"{folder}\\{self._label(3, 8)}.{self._rng.choice(_FILE_EXTENSIONS)}"
 
     def _tags(self) -> list[dict[str, str]] | None:

@@ -142,11 +142,7 @@ _TEXT_FIELDS = frozenset(
 )
 _FIELD_ALIASES = {"meta.severity": "severity", "tags.name": "tags"}
 _QUERY_FIELDS = sorted(
-    _NUMERIC_FIELDS
-    | _TIMESTAMP_FIELDS
-    | _BOOLEAN_FIELDS
-    | _TEXT_FIELDS
-    | {"severity", "tags", "trusted_circle_ids"}
+    _NUMERIC_FIELDS | _TIMESTAMP_FIELDS | _BOOLEAN_FIELDS | _TEXT_FIELDS | {"severity", "tags", "trusted_circle_ids"}
 )
 
 _QUERY_TOKEN = re.compile(
@@ -320,9 +316,7 @@ def _text_term(getter: Callable[[dict[str, Any]], Any], operator: str, text: str
     return matches
 
 
-def _list_term(
-    getter: Callable[[dict[str, Any]], Any], operator: str, text: str, *, numeric: bool
-) -> ObjectPredicate:
+def _list_term(getter: Callable[[dict[str, Any]], Any], operator: str, text: str, *, numeric: bool) -> ObjectPredicate:
     if operator not in ("=", "!="):
         raise BadRequest(f"q operator {operator} does not apply to list fields, use = or !=")
     expected: Any = _parse_number("trusted_circle_ids", text) if numeric else text.lower()
@@ -761,9 +755,7 @@ class Simulator:
 
     def _plan_publication(self, count: int, status_changes: float) -> list[tuple[str, int | None, str]]:
         active_ids = [
-            indicator_id
-            for indicator_id, update in self._log.newest_by_id().items()
-            if update.status == "active"
+            indicator_id for indicator_id, update in self._log.newest_by_id().items() if update.status == "active"
         ]
         retire_count = min(round(count * status_changes), len(active_ids))
         plan: list[tuple[str, int | None, str]] = [
@@ -787,9 +779,7 @@ class Simulator:
     def _allocate_update_id(self) -> int:
         self._assigned_update_ids += 1
         candidate = self._last_update_id + self._rng.randint(1, _MAX_UPDATE_ID_STEP)
-        crossing_due = (
-            self._big_update_ids_from is not None and self._assigned_update_ids > self._big_update_ids_from
-        )
+        crossing_due = self._big_update_ids_from is not None and self._assigned_update_ids > self._big_update_ids_from
         if crossing_due and candidate < FIRST_INEXACT_FLOAT_INT:
             candidate = FIRST_INEXACT_FLOAT_INT
         self._last_update_id = candidate
@@ -836,9 +826,7 @@ class Simulator:
         record.status = None if response.reset else response.status
         if 400 <= response.status < 500:
             # The body is one of this module's messages, which name parameters but never a credential.
-            logger.info(
-                "request rejected request=%d status=%d body=%s", record.number, response.status, response.body
-            )
+            logger.info("request rejected request=%d status=%d body=%s", record.number, response.status, response.body)
         _send(handler, response)
 
     def _record(
@@ -879,9 +867,7 @@ class Simulator:
         if path != API_PATH:
             return _error_response(404, f"no resource at {path}, the intelligence API is at {API_PATH}")
         if method != "GET":
-            return _error_response(
-                405, f"method {method} is not allowed on {API_PATH}, use GET", {"Allow": "GET"}
-            )
+            return _error_response(405, f"method {method} is not allowed on {API_PATH}, use GET", {"Allow": "GET"})
         if credentials is not _Credentials.VALID:
             return _error_response(401, _credentials_message(credentials, query))
 
@@ -960,9 +946,7 @@ class Simulator:
             return truncate_body(body)
         return body
 
-    def _control_response(
-        self, handler: _RequestHandler, path: str, query_text: str, body: bytes
-    ) -> _Response:
+    def _control_response(self, handler: _RequestHandler, path: str, query_text: str, body: bytes) -> _Response:
         if handler.client_address[0] not in ("127.0.0.1", "::1"):
             return _error_response(403, "control requests are accepted from loopback addresses only")
         query = dict(parse_qsl(query_text, keep_blank_values=True))
@@ -981,9 +965,7 @@ class Simulator:
                 self.clear_faults()
                 return _json_response(200, {"cleared": True})
             if path == f"{CONTROL_PATH_PREFIX}status" and handler.command == "GET":
-                return _json_response(
-                    200, {"updates": len(self._log), "last_update_id": self._log.last_update_id}
-                )
+                return _json_response(200, {"updates": len(self._log), "last_update_id": self._log.last_update_id})
         except (ValueError, TypeError) as error:
             return _error_response(400, f"invalid control request: {error}")
         return _error_response(
@@ -993,10 +975,7 @@ class Simulator:
 
 def _credentials_message(credentials: _Credentials, query: dict[str, str]) -> str:
     if credentials is _Credentials.MISSING and ("api_key" in query or "username" in query):
-        return (
-            "credentials in query parameters are not accepted, "
-            "send 'Authorization: apikey <username>:<api_key>'"
-        )
+        return "credentials in query parameters are not accepted, send 'Authorization: apikey <username>:<api_key>'"
     if credentials is _Credentials.MISSING:
         return "missing Authorization header, send 'Authorization: apikey <username>:<api_key>'"
     if credentials is _Credentials.MALFORMED:

@@ -18,6 +18,7 @@ from ti_anomali.adapters.search_engine import BulkWriter, DataStreamSetup
 from ti_anomali.clock import ManualClock
 from ti_anomali.ecs.intelligence import MappingOptions, document_id, map_intelligence
 from ti_anomali.engine import templates
+from ti_anomali.fetch import FetchRequest
 from ti_anomali.latest import DatasetOutcome, LatestJob
 from ti_anomali.latest_rules import INTELLIGENCE
 from ti_anomali.retry import no_deadline
@@ -25,6 +26,7 @@ from ti_anomali.runtime import build_latest_dependencies
 from ti_anomali.settings import LatestSettings
 
 from .conftest import Stack
+from .test_fetch import run_fetch
 
 pytestmark = pytest.mark.integration
 ALIAS = templates.latest_alias("intelligence")
@@ -282,9 +284,6 @@ def test_ten_thousand_documents_all_reflected(
 ) -> None:
     stack.simulator.publish(10_000, status_changes=0)
     manual_clock.advance(timedelta(minutes=2))
-    from .test_fetch import run_fetch
-    from ti_anomali.fetch import FetchRequest
-
     run_fetch(stack, FetchRequest(page_budget=20))
     manual_clock.advance(PAST_SYNC_DELAY)
 

@@ -6,6 +6,8 @@ value, so the mappers can be read as a list of steps. None of them performs I/O.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import math
 import re
 from collections.abc import Mapping, MutableMapping
@@ -522,3 +524,40 @@ def _path_extension(path: str) -> str | None:
     if "." not in last_segment:
         return None
     return last_segment[last_segment.rfind(".") + 1 :]
+
+
+# --- values in documents and messages -----------------------------------------------------------
+
+_DECIMAL_INTEGER = re.compile(r"-?[0-9]+")
+_SHOWN_VALUE_MAX_CHARS = 120
+
+
+def integer_text(value: Any) -> str | None:
+    """Return an integer id as exact decimal text, or None when it is not an int or integer text.
+
+    Floats and booleans are not ids: a float may already have lost digits of a large id.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and _DECIMAL_INTEGER.fullmatch(value):
+        return value
+    return None
+
+
+def is_ip_address(value: Any) -> bool:
+    """Return True for text that is an IPv4 or IPv6 address."""
+    if not isinstance(value, str):
+        return False
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def show_value(value: Any) -> str:
+    """Render a value for an error message as JSON, so its type shows, cut to 120 characters."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
+    if len(text) > _SHOWN_VALUE_MAX_CHARS:
+        return text[: _SHOWN_VALUE_MAX_CHARS - 3] + "..."
+    return text
