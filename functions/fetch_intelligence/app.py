@@ -12,11 +12,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ti_anomali.fetch import FetchJob, FetchOutcome, FetchRequest
 from ti_anomali.retry import InvocationDeadline
 from ti_anomali.runtime import build_fetch_dependencies
-from ti_anomali.settings import FetchSettings
+from ti_anomali.settings import FetchSettings, metrics_namespace
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+metrics = Metrics(namespace=metrics_namespace(os.environ))
 
 settings = FetchSettings.from_environment(os.environ)
 deadline = InvocationDeadline()

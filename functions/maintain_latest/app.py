@@ -12,11 +12,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ti_anomali.latest import DatasetOutcome, LatestJob
 from ti_anomali.retry import InvocationDeadline
 from ti_anomali.runtime import build_latest_dependencies
-from ti_anomali.settings import LatestSettings
+from ti_anomali.settings import LatestSettings, metrics_namespace
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+metrics = Metrics(namespace=metrics_namespace(os.environ))
 
 settings = LatestSettings.from_environment(os.environ)
 deadline = InvocationDeadline()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +22,7 @@ from ti_anomali.clock import ManualClock
 
 API_KEY = "it-secret-api-key-7f3a9c"  # noqa: S105 - the simulator's key, the test looks for leaks of it
 USERNAME = "it-analyst"
+SERVICE = "ti-anomali"
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +42,28 @@ def engine(opensearch_node: Any) -> OpenSearch:
 def moto(request: pytest.FixtureRequest) -> Iterator[local_aws.LocalAws]:
     with local_aws.moto_server() as aws:
         yield aws
+
+
+@contextmanager
+def redirect_service_log(buffer: io.StringIO) -> Iterator[io.StringIO]:
+    """Point the handlers of the product's Powertools logger at `buffer` for the block.
+
+    Powertools binds its handler to the stdout of the first test that created the logger, so
+    capsys cannot see it; call this after loading a handler, which creates the logger.
+    """
+    handlers = [h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)]
+    previous = [handler.setStream(buffer) for handler in handlers]
+    try:
+        yield buffer
+    finally:
+        for handler, stream in zip(handlers, previous, strict=True):
+            handler.setStream(stream)
+
+
+@pytest.fixture
+def service_log() -> io.StringIO:
+    """A buffer for `redirect_service_log`."""
+    return io.StringIO()
 
 
 @pytest.fixture
@@ -105,6 +131,8 @@ def stack(
         "ENGINE_AUTH": "none",
         "NAMESPACE": namespace,
         "HTTP_TIMEOUT_SECONDS": "5",
+        "POWERTOOLS_SERVICE_NAME": "ti-anomali",
+        "POWERTOOLS_METRICS_NAMESPACE": "TiAnomaliTest",
     }
     yield Stack(aws, simulator, url, opensearch_node.url, namespace, environment)
     simulator.stop()

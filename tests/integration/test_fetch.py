@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -10,18 +11,23 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities import parameters
 
+from local.aws import environment
 from local.checks import count_documents, updates_by_key
 from local.engine_proxy import EngineFault, EngineProxy
+from local.functions import LambdaContext, load_handler
+from local.simulator.faults import Fault
 from ti_anomali.adapters.cursor_store import CursorKey, CursorStore
 from ti_anomali.adapters.dead_letters import DeadLetterStore
+from ti_anomali.adapters.threatstream import ThreatStreamAuthError
 from ti_anomali.clock import ManualClock
 from ti_anomali.fetch import FetchJob, FetchOutcome, FetchRequest
 from ti_anomali.retry import Deadline, no_deadline
 from ti_anomali.runtime import build_fetch_dependencies
 from ti_anomali.settings import FetchSettings
 
-from .conftest import API_KEY, Stack
+from .conftest import API_KEY, USERNAME, Stack, redirect_service_log
 
 pytestmark = pytest.mark.integration
 PAST_DELAY = timedelta(minutes=1, seconds=1)
@@ -65,9 +71,7 @@ def test_first_run_asks_only_for_initial_window(stack: Stack, manual_clock: Manu
     assert first.query["order_by"] == "update_id"
     assert first.query["limit"] == "1000"
     assert "modified_ts__gt" not in second.query
-    assert second.query["update_id__gt"] == str(
-        max(u.update_id for u in stack.simulator.published_updates()[:30])
-    )
+    assert second.query["update_id__gt"] == str(max(u.update_id for u in stack.simulator.published_updates()[:30]))
 
 
 def test_every_page_fetched_past_1000(stack: Stack, manual_clock: ManualClock, engine: Any) -> None:
@@ -109,9 +113,7 @@ def test_timeout_after_page_three_resumes_at_four(
     assert set(counts.values()) == {1}
 
 
-def test_crash_between_write_and_commit_adds_nothing(
-    stack: Stack, manual_clock: ManualClock, engine: Any
-) -> None:
+def test_crash_between_write_and_commit_adds_nothing(stack: Stack, manual_clock: ManualClock, engine: Any) -> None:
     stack.simulator.publish(120, status_changes=0)
     manual_clock.advance(PAST_DELAY)
     job = make_job(stack, PAGE_SIZE="100")
@@ -176,9 +178,7 @@ def test_whole_bulk_503_leaves_cursor_in_place(
     assert cursor_of(stack) is None
 
 
-def test_rejected_document_dead_lettered_rest_written(
-    stack: Stack, manual_clock: ManualClock, engine: Any
-) -> None:
+def test_rejected_document_dead_lettered_rest_written(stack: Stack, manual_clock: ManualClock, engine: Any) -> None:
     published = stack.simulator.publish(10, status_changes=0)
     template = {k: v for k, v in published[0].obj.items() if k not in ("update_id", "modified_ts")}
     bad = stack.simulator.publish_object({**template, "id": 990001, "feed_id": "not-a-number"})
@@ -192,9 +192,7 @@ def test_rejected_document_dead_lettered_rest_written(
     assert cursor_of(stack) == stack.simulator.published_updates()[-1].update_id
     store = DeadLetterStore(stack.aws.client("s3"), stack.aws.dead_letter_bucket)
     (key,) = store.list_keys()
-    letter = json.loads(
-        stack.aws.client("s3").get_object(Bucket=stack.aws.dead_letter_bucket, Key=key)["Body"].read()
-    )
+    letter = json.loads(stack.aws.client("s3").get_object(Bucket=stack.aws.dead_letter_bucket, Key=key)["Body"].read())
     assert letter["status"] == 400
     assert letter["error"]["type"] == "mapper_parsing_exception"
     assert letter["document"]["anomali"]["threatstream"]["update_id"] == str(bad.update_id)
@@ -243,9 +241,7 @@ def test_expired_lease_of_crashed_run_taken_over(stack: Stack, manual_clock: Man
     stack.simulator.publish(10, status_changes=0)
     manual_clock.advance(PAST_DELAY)
     store = CursorStore(stack.aws.client("dynamodb"), stack.aws.table_name)
-    store.acquire(
-        CursorKey("intelligence", stack.namespace, None), "crashed", manual_clock.now(), timedelta(minutes=5)
-    )
+    store.acquire(CursorKey("intelligence", stack.namespace, None), "crashed", manual_clock.now(), timedelta(minutes=5))
     manual_clock.advance(timedelta(minutes=6))
 
     outcome = run_fetch(stack)
@@ -279,26 +275,29 @@ def test_api_key_never_in_logs_errors_or_documents(
     engine: Any,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    service_log: io.StringIO,
 ) -> None:
-    from local.simulator.faults import Fault
-
     caplog.set_level(logging.INFO)
-    caplog.set_level(logging.DEBUG, logger="ti-anomali")
     stack.simulator.publish(20, status_changes=0)
     manual_clock.advance(PAST_DELAY)
     stack.simulator.inject(Fault(kind="next_with_credentials"))
-    run_fetch(stack, PAGE_SIZE="10", PAGES_PER_INVOCATION="5")
-    stack.aws.put_threatstream_secret("it-analyst", "wrong-key")
-    from aws_lambda_powertools.utilities import parameters
-
-    parameters.clear_caches()
-    with pytest.raises(Exception) as failure:
-        run_fetch(stack)
+    with environment({**stack.environment, "POWERTOOLS_LOG_LEVEL": "DEBUG", "PAGE_SIZE": "10"}):
+        handler = load_handler("fetch_intelligence")
+        with redirect_service_log(service_log):
+            result = handler.lambda_handler({"page_budget": 5}, LambdaContext("FetchIntelligence"))
+            stack.aws.put_threatstream_secret(USERNAME, "wrong-key")
+            parameters.clear_caches()
+            handler = load_handler("fetch_intelligence")
+            with pytest.raises(ThreatStreamAuthError) as failure:
+                handler.lambda_handler({}, LambdaContext("FetchIntelligence"))
 
     captured = capsys.readouterr()
+    log = service_log.getvalue()
     engine.indices.refresh(index=stack.data_stream)
     documents = json.dumps(engine.search(index=stack.data_stream, body={"size": 100})["hits"]["hits"])
-    for text in (captured.out, captured.err, caplog.text, str(failure.value), repr(failure.value), documents):
+    assert result["indicators_created"] == 20
+    assert "page written" in log
+    for text in (log, captured.out, captured.err, caplog.text, str(failure.value), repr(failure.value), documents):
         assert API_KEY not in text
         assert "wrong-key" not in text
     assert all("api_key" not in r.query for r in api_requests(stack))

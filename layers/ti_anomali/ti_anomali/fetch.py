@@ -67,8 +67,9 @@ class FetchRequest:
             try:
                 backfill_from = datetime.fromisoformat(str(event["backfill_from"]).replace("Z", "+00:00"))
             except ValueError:
+                example = "2026-01-01T00:00:00Z"
                 raise InvalidEvent(
-                    f"backfill_from must be an ISO 8601 time such as 2026-01-01T00:00:00Z, got {event['backfill_from']!r}"
+                    f"backfill_from must be an ISO 8601 time such as {example}, got {event['backfill_from']!r}"
                 ) from None
             if backfill_from.tzinfo is None:
                 raise InvalidEvent("backfill_from must carry a time zone, such as a trailing Z")
@@ -179,7 +180,7 @@ class FetchJob:
             requested_by=request.requested_by or "unknown",
             cursor_key=self._key.partition_key,
             old_cursor=_as_text(leased.cursor),
-            new_cursor=None,
+            new_cursor="unset",
             backfill_from=request.backfill_from.isoformat() if request.backfill_from else None,
         )
         return self._deps.cursors.reset(leased, None)

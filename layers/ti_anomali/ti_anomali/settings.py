@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from ti_anomali.ecs.common import parse_duration
+
 ENGINE_KINDS = ("opensearch", "elasticsearch")
 ENGINE_AUTH_MODES = ("sigv4", "basic", "api-key", "none")
 MAX_PAGE_SIZE = 1000
@@ -137,6 +139,11 @@ class _Reader:
                 f"{name} must be lower case letters, digits or '_' (no '-', no spaces), got {value!r}"
             )
         return value
+
+
+def metrics_namespace(environ: Mapping[str, str]) -> str:
+    """Return the CloudWatch namespace for Powertools metrics; without it every flush would fail after the work."""
+    return _Reader(environ).text("POWERTOOLS_METRICS_NAMESPACE")
 
 
 @dataclass(frozen=True)
@@ -278,5 +285,75 @@ class LatestSettings:
             source_retention=read.duration("SOURCE_RETENTION", "5d"),
             cursor_table=read.text("CURSOR_TABLE_NAME"),
             lease_duration=read.duration("LEASE_DURATION", "16m"),
+            engine=EngineSettings.from_environment(environ),
+        )
+
+
+PUSH_AUTH_MODES = ("hmac", "iam", "none")
+MAX_PUSH_BODY_BYTES = 4 * 1024 * 1024
+_MEDIA_TYPE_PATTERN = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    """Settings of the ReceiveThreatstream function; defaults are those of Elastic's integration."""
+
+    auth: str
+    secret_name: str | None
+    allow_open_endpoint: bool
+    content_type: str
+    max_body_bytes: int
+    ioc_duration: timedelta | None
+    preserve_original_event: bool
+    tags: tuple[str, ...]
+    geoip_database_path: str | None
+    engine: EngineSettings
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> PushSettings:
+        """Read and validate every setting of the push function.
+
+        Raises `SettingsError` when the endpoint would accept requests from anyone (PUSH_AUTH=none)
+        unless PUSH_ALLOW_OPEN_ENDPOINT=true says that is intended.
+        """
+        read = _Reader(environ)
+        auth = read.choice("PUSH_AUTH", "hmac", PUSH_AUTH_MODES)
+        secret_name = read.optional("PUSH_SECRET_NAME")
+        if auth == "hmac" and not secret_name:
+            raise SettingsError(
+                "PUSH_SECRET_NAME is missing; PUSH_AUTH=hmac reads the HMAC keys from that secret. "
+                "Set PUSH_AUTH=iam to rely on the Function URL's AWS_IAM auth instead"
+            )
+        allow_open_endpoint = read.boolean("PUSH_ALLOW_OPEN_ENDPOINT", False)
+        if auth == "none" and not allow_open_endpoint:
+            raise SettingsError(
+                "PUSH_AUTH=none makes the endpoint accept indicators from anyone; "
+                "set PUSH_AUTH=hmac or iam, or PUSH_ALLOW_OPEN_ENDPOINT=true if that is intended"
+            )
+
+        content_type = read.text("PUSH_CONTENT_TYPE", "application/x-ndjson").lower()
+        if not _MEDIA_TYPE_PATTERN.match(content_type):
+            raise SettingsError(
+                f"PUSH_CONTENT_TYPE must be a media type such as application/x-ndjson, got {content_type!r}"
+            )
+
+        ioc_duration_text = read.text("IOC_DURATION", "90d")
+        try:
+            ioc_duration = parse_duration(ioc_duration_text)
+        except ValueError as exc:
+            raise SettingsError(f"IOC_DURATION: {exc}") from None
+
+        return cls(
+            auth=auth,
+            secret_name=secret_name,
+            allow_open_endpoint=allow_open_endpoint,
+            content_type=content_type,
+            max_body_bytes=read.integer(
+                "PUSH_MAX_BODY_BYTES", MAX_PUSH_BODY_BYTES, 1, MAX_PUSH_BODY_BYTES
+            ),
+            ioc_duration=ioc_duration,
+            preserve_original_event=read.boolean("PRESERVE_ORIGINAL_EVENT", False),
+            tags=read.words("TAGS", "forwarded,anomali-threatstream"),
+            geoip_database_path=read.optional("GEOIP_DATABASE_PATH"),
             engine=EngineSettings.from_environment(environ),
         )
