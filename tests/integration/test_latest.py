@@ -223,7 +223,7 @@ def test_migration_moves_alias_and_deletes_old(
     before = latest_documents(engine)
 
     store = LatestStore(engine, INTELLIGENCE, "opensearch", manual_clock, no_deadline, version=2)
-    steps = store.ensure_index()
+    steps = store.ensure_index().steps
 
     assert set(engine.indices.get_alias(name=ALIAS)) == {f"{ALIAS}-2"}
     assert not engine.indices.exists(index=f"{ALIAS}-1")
@@ -251,6 +251,21 @@ def test_migration_killed_halfway_finishes_on_rerun(
     assert latest_documents(engine) == before
     after = engine.search(index="logs-ti_anomali_latest.*", body={"size": 100})["hits"]["total"]["value"]
     assert after == 10
+
+
+def test_latest_index_deleted_by_hand_rebuilt(
+    stack: Stack, manual_clock: ManualClock, engine: OpenSearch, latest_env: dict[str, str]
+) -> None:
+    ingest(stack, manual_clock, engine, [indicator(i, i) for i in range(1, 6)])
+    manual_clock.advance(PAST_SYNC_DELAY)
+    run_latest(latest_env)
+    engine.indices.delete(index=f"{ALIAS}-1")
+    manual_clock.advance(PAST_SYNC_DELAY)
+
+    outcome = run_latest(latest_env)
+
+    assert set(latest_documents(engine)) == {"1", "2", "3", "4", "5"}
+    assert outcome.upserted == 5
 
 
 def test_two_runs_at_once_equal_one(

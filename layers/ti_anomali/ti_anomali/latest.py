@@ -96,7 +96,10 @@ class LatestJob:
             return outcome
         try:
             store = self._store(dataset)
-            outcome.migration_steps = store.ensure_index()
+            setup = store.ensure_index()
+            outcome.migration_steps = setup.steps
+            if setup.started_empty and leased.cursor is not None:
+                leased = self._rebuild_from_source(dataset, leased)
             self._reflect(dataset, store, leased, outcome)
             now = self._deps.clock.now()
             outcome.expired += store.sweep_expired(now, EXPIRY_GRACE)
@@ -107,6 +110,19 @@ class LatestJob:
             self._deps.cursors.release(leased)
         logger.info("latest maintained", **{k: v for k, v in outcome.__dict__.items() if k != "migration_steps"})
         return outcome
+
+    def _rebuild_from_source(self, dataset: LatestDataset, leased: LeasedCursor) -> LeasedCursor:
+        """Read the whole source again when the latest index was lost (deleted by hand, for example)."""
+        logger.warning(
+            "latest index was missing; rebuilding it from the source",
+            audit=True,
+            reason="the index behind the alias did not exist although a checkpoint did",
+            requested_by="MaintainLatest",
+            dataset=dataset.name,
+            old_checkpoint_ms=leased.cursor,
+            new_checkpoint_ms="unset",
+        )
+        return self._deps.cursors.reset(leased, None)
 
     def _lease_duration(self) -> timedelta:
         remaining = self._deadline()

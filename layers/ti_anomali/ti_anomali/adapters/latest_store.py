@@ -58,6 +58,14 @@ class ApplyResult:
     rejected: int = 0
 
 
+@dataclass(frozen=True)
+class IndexSetup:
+    """What `ensure_index` did; `started_empty` means the latest index had to be created with nothing to copy."""
+
+    steps: list[str]
+    started_empty: bool
+
+
 def latest_document_id(dataset: LatestDataset, indicator_id: str) -> str:
     """Return the `_id` of an indicator in the latest and tombstone indices."""
     return f"{dataset.event_dataset}:{indicator_id}"
@@ -88,8 +96,8 @@ class LatestStore:
 
     # ----- the versioned index and its alias
 
-    def ensure_index(self, requested_by: str = "MaintainLatest") -> list[str]:
-        """Make the alias point at this version's index, migrating older versions; return the steps taken.
+    def ensure_index(self, requested_by: str = "MaintainLatest") -> IndexSetup:
+        """Make the alias point at this version's index, migrating older versions; return what was done.
 
         Every step can be repeated, so a run killed half-way is finished by the next one:
         1. create this version's index, hidden from wildcard patterns while it fills;
@@ -98,8 +106,10 @@ class LatestStore:
         4. unhide it.
         """
         steps: list[str] = []
+        created = False
         if not self._client.indices.exists(index=self.index):
             self._create_index(hidden=True)
+            created = True
             steps.append(f"created {self.index}")
         aliased = self._aliased_indices()
         older = sorted(name for name in aliased if name != self.index)
@@ -130,7 +140,7 @@ class LatestStore:
                 new_index=self.index,
                 step=step,
             )
-        return steps
+        return IndexSetup(steps=steps, started_empty=created and not older)
 
     def _create_index(self, *, hidden: bool) -> None:
         try:
