@@ -1,0 +1,1 @@
+"""Fault-injection scenarios over the local stack, checked against the simulator's ground truth."""
