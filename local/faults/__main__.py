@@ -55,7 +55,8 @@ def print_row(name: str, passed: bool, checks: Checks, extra: dict[str, Any], se
     numbers = (
         f"published={checks.published} source={checks.in_source} dead={checks.dead_lettered} "
         f"lost={checks.lost} dup={checks.duplicated} latest={checks.latest_documents}/{checks.live_indicators} "
-        f"backwards={checks.cursor_moved_backwards} leaks={checks.secrets_leaked} failed_invocations={checks.failed_invocations}"
+        f"backwards={checks.cursor_moved_backwards} leaks={checks.secrets_leaked} "
+        f"failed_invocations={checks.failed_invocations}"
     )
     details = " ".join(f"{key}={value}" for key, value in extra.items())
     print(f"{name:<45} {'pass' if passed else 'FAIL':<5} {seconds:6.1f}s  {numbers} {details}".rstrip(), flush=True)

@@ -12,8 +12,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     from ti_anomali.commands import map as map_command
+    from ti_anomali.commands import report as report_command
 
     map_command.register(commands)
+    report_command.register(commands)
 
     args = parser.parse_args(argv)
     return int(args.run(args))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -264,33 +264,9 @@ class FetchJob:
         )
 
     def _map_page(self, page: Page) -> tuple[list[tuple[str, dict[str, Any]]], list[int], int]:
-        """Map every object of a page; return (id, document) pairs, valid update ids and the error count."""
-        documents: list[tuple[str, dict[str, Any]]] = []
-        update_ids: list[int] = []
-        errors = 0
-        options = self._deps.mapping_options
-        now = self._deps.clock.now()
-        options = MappingOptions(
-            now=now,
-            ioc_duration=options.ioc_duration,
-            tags=options.tags,
-            preserve_original=options.preserve_original,
-            namespace=options.namespace,
-            geoip=options.geoip,
-        )
-        for obj in page.objects:
-            original = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-            source = obj if isinstance(obj, dict) else {}
-            document = map_intelligence(source, options, original)
-            if document.get("event", {}).get("kind") == "pipeline_error":
-                errors += 1
-                # An error document must carry what it was made of, or the record would be lost.
-                document["event"].setdefault("original", original)
-            documents.append((document_id(document), document))
-            update_id = source.get("update_id")
-            if isinstance(update_id, int) and not isinstance(update_id, bool) and update_id > 0:
-                update_ids.append(update_id)
-        return documents, update_ids, errors
+        """Map every object of a page at the current time; see `map_page`."""
+        options = replace(self._deps.mapping_options, now=self._deps.clock.now())
+        return map_page(page.objects, options)
 
     def _drop_existing(
         self, documents: list[tuple[str, dict[str, Any]]], outcome: FetchOutcome
@@ -321,3 +297,25 @@ class FetchJob:
             backlog=page.total_count,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
+
+
+def map_page(
+    objects: list[Any], options: MappingOptions
+) -> tuple[list[tuple[str, dict[str, Any]]], list[int], int]:
+    """Map every object of a page; return (id, document) pairs, valid update ids and the error count."""
+    documents: list[tuple[str, dict[str, Any]]] = []
+    update_ids: list[int] = []
+    errors = 0
+    for obj in objects:
+        original = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+        source = obj if isinstance(obj, dict) else {}
+        document = map_intelligence(source, options, original)
+        if document.get("event", {}).get("kind") == "pipeline_error":
+            errors += 1
+            # An error document must carry what it was made of, or the record would be lost.
+            document["event"].setdefault("original", original)
+        documents.append((document_id(document), document))
+        update_id = source.get("update_id")
+        if isinstance(update_id, int) and not isinstance(update_id, bool) and update_id > 0:
+            update_ids.append(update_id)
+    return documents, update_ids, errors

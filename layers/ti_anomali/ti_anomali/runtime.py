@@ -18,8 +18,10 @@ from ti_anomali.ecs.geoip import GeoIP
 from ti_anomali.ecs.intelligence import MappingOptions
 from ti_anomali.fetch import FetchDependencies
 from ti_anomali.latest import LatestDependencies
+from ti_anomali.push import hmac_keys_from_secret
+from ti_anomali.receive import HmacKeyring, PushDependencies
 from ti_anomali.retry import Deadline
-from ti_anomali.settings import EngineSettings, FetchSettings, LatestSettings, SettingsError
+from ti_anomali.settings import EngineSettings, FetchSettings, LatestSettings, PushSettings, SettingsError
 
 logger = Logger(service="ti-anomali", child=True)
 SECRET_MAX_AGE_SECONDS = 300
@@ -122,4 +124,48 @@ def build_fetch_dependencies(
         engine_client=engine_client,
         clock=clock,
         mapping_options=mapping_options,
+    )
+
+
+def read_hmac_keys(secret_name: str, *, force_fetch: bool = False) -> tuple[str, ...]:
+    """Read the push endpoint's HMAC keys: `{"hmac_keys": [current, previous]}` or `{"hmac_key": key}`."""
+    secret = read_secret(secret_name, force_fetch=force_fetch)
+    try:
+        return hmac_keys_from_secret(secret)
+    except ValueError as exc:
+        raise SettingsError(f"secret {secret_name}: {exc}") from None
+
+
+def build_push_dependencies(
+    settings: PushSettings, deadline: Deadline, boto_session: Any = None
+) -> PushDependencies:
+    """Build every adapter the push function needs, reading the HMAC keys once."""
+    session = boto_session or boto3.Session()
+    clock = clocks.current()
+
+    keyring = None
+    secret_name = settings.secret_name
+    if settings.auth == "hmac" and secret_name:
+        keyring = HmacKeyring(lambda force: read_hmac_keys(secret_name, force_fetch=force), clock)
+    elif settings.auth == "none":
+        logger.warning(
+            "the push endpoint accepts indicators from anyone",
+            reason="PUSH_AUTH=none and PUSH_ALLOW_OPEN_ENDPOINT=true",
+        )
+
+    engine_client = build_engine_client(settings.engine, session)
+    writer = BulkWriter(
+        engine_client,
+        DeadLetterStore(session.client("s3"), settings.engine.dead_letter_bucket),
+        clock,
+        deadline,
+        request_timeout_seconds=settings.engine.timeout_seconds,
+    )
+    return PushDependencies(
+        settings=settings,
+        keyring=keyring,
+        setup=DataStreamSetup(engine_client, settings.engine.kind),
+        writer=writer,
+        clock=clock,
+        geoip=GeoIP(settings.geoip_database_path) if settings.geoip_database_path else None,
     )

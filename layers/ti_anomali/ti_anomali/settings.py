@@ -314,21 +314,21 @@ class PushSettings:
         """Read and validate every setting of the push function.
 
         Raises `SettingsError` when the endpoint would accept requests from anyone (PUSH_AUTH=none)
-        unless PUSH_ALLOW_OPEN_ENDPOINT=true says that is intended.
+        unless PUSH_ALLOW_OPEN_ENDPOINT=true confirms that this is intended.
         """
         read = _Reader(environ)
         auth = read.choice("PUSH_AUTH", "hmac", PUSH_AUTH_MODES)
         secret_name = read.optional("PUSH_SECRET_NAME")
         if auth == "hmac" and not secret_name:
             raise SettingsError(
-                "PUSH_SECRET_NAME is missing; PUSH_AUTH=hmac reads the HMAC keys from that secret. "
+                "PUSH_SECRET_NAME is missing. PUSH_AUTH=hmac reads the HMAC keys from that secret. "
                 "Set PUSH_AUTH=iam to rely on the Function URL's AWS_IAM auth instead"
             )
         allow_open_endpoint = read.boolean("PUSH_ALLOW_OPEN_ENDPOINT", False)
         if auth == "none" and not allow_open_endpoint:
             raise SettingsError(
-                "PUSH_AUTH=none makes the endpoint accept indicators from anyone; "
-                "set PUSH_AUTH=hmac or iam, or PUSH_ALLOW_OPEN_ENDPOINT=true if that is intended"
+                "PUSH_AUTH=none makes the endpoint accept indicators from anyone. "
+                "Set PUSH_AUTH=hmac or iam, or PUSH_ALLOW_OPEN_ENDPOINT=true if that is intended"
             )
 
         content_type = read.text("PUSH_CONTENT_TYPE", "application/x-ndjson").lower()

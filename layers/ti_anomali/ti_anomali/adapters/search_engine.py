@@ -225,18 +225,13 @@ class BulkWriter:
     ) -> list[tuple[str, dict[str, Any]]]:
         """Send one bulk request and return the documents that must be retried."""
         ingested = self._clock.now().isoformat().replace("+00:00", "Z")
-        lines: list[str] = []
-        for document_id, document in documents:
-            document.setdefault("event", {})["ingested"] = ingested
-            lines.append(json.dumps({"create": {"_index": index, "_id": document_id}}, separators=(",", ":")))
-            lines.append(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
-        body = "\n".join(lines) + "\n"
+        body = bulk_create_body(index, documents, ingested)
 
         if self._before_send is not None:
             self._before_send(len(documents))
         result.requests += 1
         try:
-            response = self._client.bulk(body=body.encode())
+            response = self._client.bulk(body=body)
         except EngineConnectionError as exc:
             self._last_failure = f"no response ({type(exc.info).__name__ if exc.info else 'connection error'})"
             return documents
@@ -287,6 +282,16 @@ class BulkWriter:
         key = self._dead_letters.put(letter, self._clock.now())
         result.dead_lettered += 1
         result.dead_letter_keys.append(key)
+
+
+def bulk_create_body(index: str, documents: Sequence[tuple[str, dict[str, Any]]], ingested: str) -> bytes:
+    """Build a `_bulk` body that creates each `(id, document)` in `index`, setting `event.ingested` on each."""
+    lines: list[str] = []
+    for document_id, document in documents:
+        document.setdefault("event", {})["ingested"] = ingested
+        lines.append(json.dumps({"create": {"_index": index, "_id": document_id}}, separators=(",", ":")))
+        lines.append(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _describe_error(error: dict[str, Any]) -> str:

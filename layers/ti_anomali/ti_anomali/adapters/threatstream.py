@@ -145,7 +145,7 @@ class ThreatStreamClient:
             raise ThreatStreamResponseError(f"GET {INTELLIGENCE_PATH} returned {status}", status)
 
         try:
-            return _parse_page(response.text, attempt)
+            return parse_page(response.text, attempt)
         except ThreatStreamResponseError as error:
             # NOTE: a 200 whose body is cut off or is not JSON is treated as a lost response:
             # the request is a GET and repeating it is safe.
@@ -159,7 +159,7 @@ class _RetryableFailure(Exception):
         self.retry_after = retry_after
 
 
-def _parse_page(body: str, attempts: int) -> Page:
+def parse_page(body: str, attempts: int) -> Page:
     """Parse a page body; the stdlib parser keeps integers of any size exact."""
     try:
         document = json.loads(body)

@@ -19,6 +19,7 @@ from ti_anomali import clock
 from ti_anomali.ecs.common import parse_timestamp, validate_namespace
 from ti_anomali.ecs.geoip import GeoIP, GeoIPDatabaseError
 from ti_anomali.ecs.intelligence import MappingOptions, map_intelligence, parse_duration
+from ti_anomali.ecs.threatstream import ThreatstreamOptions, map_threatstream
 
 EXIT_OK = 0
 EXIT_REJECTED_LINES = 1
@@ -45,9 +46,26 @@ def _intelligence_mapper(args: argparse.Namespace, geoip: GeoIP | None) -> Docum
     return map_line
 
 
-# One entry per dataset. A mapper for the threatstream dataset belongs here too.
+def _threatstream_mapper(args: argparse.Namespace, geoip: GeoIP | None) -> DocumentMapper:
+    options = ThreatstreamOptions(
+        now=args.now if args.now is not None else clock.current().now(),
+        ioc_duration=args.ioc_duration,
+        tags=args.tags,
+        preserve_original=args.preserve_original,
+        namespace=args.namespace,
+        geoip=geoip,
+    )
+
+    def map_line(obj: dict[str, Any], line: str) -> dict[str, Any]:
+        return map_threatstream(obj, options, original=line)
+
+    return map_line
+
+
+# One entry per dataset.
 MAPPER_FACTORIES: dict[str, Callable[[argparse.Namespace, GeoIP | None], DocumentMapper]] = {
     "intelligence": _intelligence_mapper,
+    "threatstream": _threatstream_mapper,
 }
 
 
@@ -62,14 +80,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--dataset",
         required=True,
         choices=sorted(MAPPER_FACTORIES),
-        help="which API the objects come from: intelligence is GET /api/v2/intelligence/",
+        help="where the objects come from: intelligence is GET /api/v2/intelligence/, "
+        "threatstream is what the Anomali Elastic Extension pushes",
     )
     parser.add_argument(
         "--now",
         type=_timestamp_argument,
         default=None,
         metavar="ISO-8601",
-        help="ingest time for @timestamp and deletion, such as 2026-03-05T11:11:48.666Z; "
+        help="ingest time for @timestamp and deletion (threatstream: @timestamp of objects without "
+        "added_at), such as 2026-03-05T11:11:48.666Z; "
         "a missing offset means UTC, digits past microseconds are dropped (default: the current time)",
     )
     parser.add_argument(
@@ -77,8 +97,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=_duration_argument,
         default=DEFAULT_IOC_DURATION,
         metavar="DURATION",
-        help="maximum time an indicator stays in the latest index, in d, h or m such as 85d, "
-        "or 'none' for no limit (default: 90d)",
+        help="maximum time an indicator stays in the latest index (threatstream: after added_at, "
+        "when deleted_at is missing), in d, h or m such as 85d, or 'none' for no limit (default: 90d)",
     )
     parser.add_argument(
         "--tags",
