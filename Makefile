@@ -128,3 +128,9 @@ ci: test ## Run exactly what CI runs
 .PHONY: clean
 clean: ## Remove the virtual environments, caches and SAM build output
 	rm -rf $(VENV) $(TOOLS_VENV) .cache .pytest_cache .mypy_cache .ruff_cache .aws-sam
+
+# --- Dashboards ---------------------------------------------------------------------------------
+
+.PHONY: dashboards
+dashboards: $(STAMP) ## Import the saved objects into Kibana or OpenSearch Dashboards at DASHBOARDS_URL (see local/dashboards_import.py)
+	$(BIN)/python -m local.dashboards_import
