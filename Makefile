@@ -29,8 +29,11 @@ BUILD_DIR := .aws-sam/build
 # version is rejected, so point PYTHON312_BIN at the bin folder of a real 3.12.
 PYENV_ROOT ?= $(HOME)/.pyenv
 PYTHON312_BIN ?= $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin)))
-# SAM needs a region to load, never credentials: validate and build make no AWS calls.
-SAM := AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(TOOLS)/sam
+# SAM needs a region to load, never credentials: validate and build make no AWS calls. Its
+# global config lives in the project, with telemetry off and the weekly version check (a request
+# to PyPI after each command) marked as done until 2100.
+SAM_CONFIG_DIR := $(CURDIR)/.cache/sam-cli
+SAM := __SAM_CLI_APP_DIR=$(SAM_CONFIG_DIR) AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(TOOLS)/sam
 
 export SAM_CLI_TELEMETRY := 0
 export AWS_EC2_METADATA_DISABLED := true
@@ -55,12 +58,15 @@ $(TOOLS_STAMP): $(TOOLS_LOCK)
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS)/pip install --quiet --require-hashes --no-deps -r $(TOOLS_LOCK)
 	$(TOOLS)/pip check
+	mkdir -p $(SAM_CONFIG_DIR)
+	echo '{"telemetryEnabled": false, "lastVersionCheck": 4102444800}' > $(SAM_CONFIG_DIR)/metadata.json
 	touch $(TOOLS_STAMP)
 
 .PHONY: setup
 setup: $(STAMP) $(TOOLS_STAMP) ## Create .venv (project, `ti-anomali` command, local OpenSearch node) and .venv-tools (SAM CLI, cfn-lint)
 	$(BIN)/python -m local.opensearch_node fetch
 	$(BIN)/python -m local.geoip_test_db
+	bash local/chromium.sh
 
 # --- Run and test -----------------------------------------------------------------------------
 
@@ -69,8 +75,29 @@ run: setup ## Run the fetch function on local parts (simulator, OpenSearch, moto
 	$(BIN)/python -m local.run
 
 .PHONY: test
-test: setup validate build audit ## Validate and build the SAM app, audit the locks, then run every test
+test: setup validate build audit ## Validate and build the SAM app, audit the locks, run every test, then the fault scenarios
 	$(BIN)/python -m pytest
+	$(BIN)/python -m local.faults
+
+.PHONY: faults
+faults: setup ## Run every fault scenario once on the local stack and check nothing was lost or doubled
+	$(BIN)/python -m local.faults
+
+.PHONY: soak
+soak: setup ## Push SOAK_UPDATES (default 1,000,000) updates through the stack under random faults (SOAK_SEED to repeat a run)
+	$(BIN)/python -m local.faults --soak --updates $${SOAK_UPDATES:-1000000} $${SOAK_SEED:+--seed $$SOAK_SEED}
+
+.PHONY: invoke-fetch
+invoke-fetch: setup ## Invoke FetchIntelligence on the local stack with EVENT (default events/fetch-scheduled.json)
+	$(BIN)/python -m local.invoke fetch_intelligence $${EVENT:-events/fetch-scheduled.json}
+
+.PHONY: invoke-latest
+invoke-latest: setup ## Invoke MaintainLatest on the local stack with EVENT (default events/latest-scheduled.json)
+	$(BIN)/python -m local.invoke maintain_latest $${EVENT:-events/latest-scheduled.json}
+
+.PHONY: invoke-push
+invoke-push: setup ## Send the push events in events/ (valid, bad signature, malformed line) to ReceiveThreatstream locally
+	$(BIN)/python -m local.invoke receive_threatstream events/push-valid.json events/push-bad-signature.json events/push-malformed-line.json
 
 .PHONY: test-unit
 test-unit: $(STAMP) ## Run the unit tests only (no network, no node)
