@@ -115,7 +115,7 @@ lock: $(TOOLS_STAMP) ## Recompile the hash-pinned locks from requirements/*.in, 
 	UV_CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS)/uv pip compile --quiet --generate-hashes $(LOCK_FLAGS) \
 		--python-version 3.11 requirements/tools.in --output-file $(TOOLS_LOCK)
 	UV_CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS)/uv pip compile --quiet --generate-hashes $(LOCK_FLAGS) \
-		--python-version 3.11 pyproject.toml requirements/dev.in --extra dev \
+		--python-version 3.11 pyproject.toml requirements/dev.in --extra dev --extra report \
 		--constraint $(LAYER_REQUIREMENTS) --output-file $(DEV_LOCK)
 	UV_CUSTOM_COMPILE_COMMAND="make lock" $(TOOLS)/uv pip compile --quiet --generate-hashes $(LOCK_FLAGS) \
 		--python-version 3.12 --python-platform aarch64-manylinux2014 $(LAYER_REQUIREMENTS) \
