@@ -25,6 +25,7 @@ from local.checks import SOURCE_PATTERN, count_documents, updates_by_key
 from local.functions import LambdaContext, load_handler
 from ti_anomali import clock as clocks
 from ti_anomali.clock import ManualClock
+from ti_anomali.report import write_report
 
 REPO = Path(__file__).resolve().parent.parent
 SIMULATOR_USERNAME = "local-analyst"
@@ -214,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         dead_letters = len(aws.client("s3").list_objects_v2(Bucket=aws.dead_letter_bucket).get("Contents", []))
 
         latest_documents = count_documents(engine, "logs-ti_anomali_latest.intelligence")
+        report = write_report(
+            engine, REPO / ".cache" / "run" / "report", now=manual_clock.now() if simulator is not None else None
+        )
+        progress("report written", path=report.html)
         live = None
         if simulator is not None:
             live = len(simulator.live_indicator_ids(manual_clock.now()))
@@ -223,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "latest_documents": latest_documents,
             "simulator_live_indicators": live,
             "latest_run": latest,
+            "report_path": str(report.html),
             "source_documents": source_documents,
             "distinct_updates_in_source": len(keys),
             "dead_letters_stored": dead_letters,
