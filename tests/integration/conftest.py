@@ -52,12 +52,16 @@ def redirect_service_log(buffer: io.StringIO) -> Iterator[io.StringIO]:
     capsys cannot see it; call this after loading a handler, which creates the logger.
     """
     handlers = [h for h in logging.getLogger(SERVICE).handlers if isinstance(h, logging.StreamHandler)]
-    previous = [handler.setStream(buffer) for handler in handlers]
+    # The stream is swapped directly: `setStream` would flush the old one, which may belong to
+    # an earlier test's capture and be closed already.
+    previous = [handler.stream for handler in handlers]
+    for handler in handlers:
+        handler.stream = buffer
     try:
         yield buffer
     finally:
         for handler, stream in zip(handlers, previous, strict=True):
-            handler.setStream(stream)
+            handler.stream = stream
 
 
 @pytest.fixture

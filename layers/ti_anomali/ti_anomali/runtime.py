@@ -166,6 +166,7 @@ def build_push_dependencies(
         keyring=keyring,
         setup=DataStreamSetup(engine_client, settings.engine.kind),
         writer=writer,
+        engine_client=engine_client,
         clock=clock,
         geoip=GeoIP(settings.geoip_database_path) if settings.geoip_database_path else None,
     )
