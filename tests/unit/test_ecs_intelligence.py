@@ -837,3 +837,14 @@ def test_any_json_object_never_raises(obj: dict[str, Any]) -> None:
     assert document["ecs"] == {"version": "9.3.0"}
     assert not any("unexpected" in message for message in errors_of(document))
     assert isinstance(document_id(document), str)
+
+
+def test_constant_fields_are_set() -> None:
+    document = map_intelligence(base(), OPTIONS)
+
+    assert document["event"]["module"] == "ti_anomali"
+    assert document["event"]["dataset"] == "ti_anomali.intelligence"
+    assert document["data_stream"] == {"type": "logs", "dataset": "ti_anomali.intelligence", "namespace": "default"}
+    assert document["threat"]["feed"] == {"name": "Anomali ThreatStream", "dashboard_id": "ti-anomali-overview"}
+    assert document["labels"] == {"is_ioc_transform_source": "true"}
+    assert "ingested" not in document["event"]

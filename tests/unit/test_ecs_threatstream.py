@@ -160,7 +160,7 @@ def test_constant_fields_are_set() -> None:
     assert document["event"]["module"] == "ti_anomali"
     assert document["event"]["dataset"] == "ti_anomali.threatstream"
     assert document["data_stream"] == {"type": "logs", "dataset": "ti_anomali.threatstream", "namespace": "prod_eu"}
-    assert document["threat"]["feed"] == {"name": "Anomali ThreatStream"}
+    assert document["threat"]["feed"] == {"name": "Anomali ThreatStream", "dashboard_id": "ti-anomali-overview"}
     assert document["labels"] == {"is_ioc_transform_source": "true"}
     assert document["ecs"] == {"version": "9.3.0"}
 

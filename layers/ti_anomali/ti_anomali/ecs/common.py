@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlsplit
 
 ECS_VERSION = "9.3.0"
 FEED_NAME = "Anomali ThreatStream"
+# The id of the overview dashboard in dashboards/; Kibana's threat-intelligence views link to it.
+FEED_DASHBOARD_ID = "ti-anomali-overview"
 MODULE = "ti_anomali"
 PRESERVE_ORIGINAL_TAG = "preserve_original_event"
 PIPELINE_ERROR_KIND = "pipeline_error"

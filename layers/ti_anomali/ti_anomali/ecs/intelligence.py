@@ -17,11 +17,13 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ti_anomali.ecs.common import (
     ECS_VERSION,
+    FEED_DASHBOARD_ID,
     FEED_NAME,
     HASH_FIELD_BY_SUBTYPE,
     INDICATOR_TYPE_BY_ITYPE,
@@ -32,7 +34,6 @@ from ti_anomali.ecs.common import (
     append_unique,
     confidence_level,
     deletion_time,
-    drop_empty,
     event_severity,
     format_timestamp,
     format_timestamp_millis,
@@ -48,6 +49,7 @@ from ti_anomali.ecs.common import (
     to_keyword,
     uri_parts,
     validate_namespace,
+    without_empty,
 )
 
 if TYPE_CHECKING:
@@ -103,6 +105,11 @@ class MappingOptions:
         object.__setattr__(self, "now", self.now.astimezone(UTC))
         object.__setattr__(self, "tags", tuple(self.tags))
 
+    @cached_property
+    def timestamp(self) -> str:
+        """`@timestamp` of every document mapped with these options: `now` as Elasticsearch prints it."""
+        return format_timestamp(self.now)
+
 
 def map_intelligence(
     obj: dict[str, Any], options: MappingOptions, original: str | None = None
@@ -148,7 +155,7 @@ class _IntelligenceMapping:
     """The state of mapping one object: what is left of it, the document so far, the errors."""
 
     def __init__(self, obj: dict[str, Any], options: MappingOptions) -> None:
-        self.source: dict[str, Any] = copy.deepcopy(obj)
+        self.source: dict[str, Any] = _working_copy(obj)
         self.doc: dict[str, Any] = {}
         self.errors: list[str] = []
         self.options = options
@@ -183,7 +190,7 @@ class _IntelligenceMapping:
             _add_tag(self.doc, PRESERVE_ORIGINAL_TAG)
         if self.errors or self.options.preserve_original:
             set_field(self.doc, "event.original", original if original is not None else _serialise(obj))
-        return drop_empty(self.doc)
+        return without_empty(self.doc)
 
     # --- steps, in the pipeline's order ---------------------------------------------------------
 
@@ -193,7 +200,7 @@ class _IntelligenceMapping:
             tags.append(PRESERVE_ORIGINAL_TAG)
         self.doc.update(
             {
-                "@timestamp": format_timestamp(self.options.now),
+                "@timestamp": self.options.timestamp,
                 "ecs": {"version": ECS_VERSION},
                 "event": {
                     "kind": "enrichment",
@@ -203,7 +210,7 @@ class _IntelligenceMapping:
                     "dataset": DATASET,
                 },
                 "data_stream": {"type": "logs", "dataset": DATASET, "namespace": self.options.namespace},
-                "threat": {"feed": {"name": FEED_NAME}},
+                "threat": {"feed": {"name": FEED_NAME, "dashboard_id": FEED_DASHBOARD_ID}},
                 "labels": {"is_ioc_transform_source": "true"},
                 "tags": tags,
             }
@@ -460,6 +467,22 @@ class _IntelligenceMapping:
         if isinstance(meta, dict):
             for name in _DROPPED_META_FIELDS:
                 meta.pop(name, None)
+
+
+def _working_copy(obj: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of the object that the steps may change without changing `obj`.
+
+    The steps replace, add and remove fields of the object and of its `meta`, and change nothing
+    deeper, so a plain dict needs only those two levels copied here. `finish` copies the rest,
+    because `without_empty` shares nothing with its input. Anything else is copied whole.
+    """
+    if type(obj) is not dict:
+        return copy.deepcopy(obj)
+    working = dict(obj)
+    meta = working.get("meta")
+    if isinstance(meta, dict):
+        working["meta"] = copy.copy(meta)
+    return working
 
 
 def _add_tag(doc: dict[str, Any], tag: Any, *, allow_duplicates: bool = False) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ti_anomali.ecs.common import (
     ECS_VERSION,
+    FEED_DASHBOARD_ID,
     FEED_NAME,
     INDICATOR_TYPE_BY_ITYPE,
     MODULE,
@@ -208,7 +209,7 @@ class _ThreatstreamMapping:
                     "dataset": DATASET,
                 },
                 "data_stream": {"type": "logs", "dataset": DATASET, "namespace": self.options.namespace},
-                "threat": {"feed": {"name": FEED_NAME}},
+                "threat": {"feed": {"name": FEED_NAME, "dashboard_id": FEED_DASHBOARD_ID}},
                 "labels": {"is_ioc_transform_source": "true"},
                 "tags": tags,
             }

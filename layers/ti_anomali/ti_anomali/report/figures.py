@@ -11,12 +11,12 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ti_anomali.ecs.common import SEVERITY_BY_NAME
+from ti_anomali.ecs.common import FEED_DASHBOARD_ID, SEVERITY_BY_NAME
 from ti_anomali.engine import templates
 
 # NOTE: the documents of both datasets carry this id in `threat.feed.dashboard_id`, so a rule
 # alert or a document in Discover can link to the overview dashboard.
-OVERVIEW_DASHBOARD_ID = "ti-anomali-overview"
+OVERVIEW_DASHBOARD_ID = FEED_DASHBOARD_ID
 DATA_VIEW_ID = "ti-anomali-latest"
 DATA_VIEW_TITLE = "logs-ti_anomali_latest.*"
 LATEST_ALIASES = tuple(templates.latest_alias(dataset) for dataset in templates.DATASETS)
