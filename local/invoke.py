@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         aws = stack.enter_context(local_aws.moto_server())
         clock = ManualClock(datetime.now(UTC))
         clocks.use(clock)
-        simulator = Simulator(clock, username=SIMULATOR_USERNAME, api_key=SIMULATOR_API_KEY, corpus_size=args.corpus_size)
+        simulator = Simulator(
+            clock, username=SIMULATOR_USERNAME, api_key=SIMULATOR_API_KEY, corpus_size=args.corpus_size
+        )
         url = simulator.start()
         stack.callback(simulator.stop)
         aws.create_resources(SIMULATOR_USERNAME, SIMULATOR_API_KEY)

@@ -11,7 +11,8 @@ from pathlib import Path
 from local.aws import LocalAws
 
 LOCAL_PUSH_SECRET_NAME = "ti-anomali/local/push-hmac"
-LOCAL_PUSH_SECRET_FILE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "threatstream" / "local-push-secret.json"
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+LOCAL_PUSH_SECRET_FILE = FIXTURES / "threatstream" / "local-push-secret.json"
 
 
 def store_local_push_secret(aws: LocalAws) -> None:

@@ -126,9 +126,9 @@ class ThreatStreamClient:
                 allow_redirects=False,
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            error = ThreatStreamTransportError(f"GET {INTELLIGENCE_PATH} failed: {type(exc).__name__}")
-            error.__cause__ = exc
-            raise _RetryableFailure(error, None) from exc
+            transport_error = ThreatStreamTransportError(f"GET {INTELLIGENCE_PATH} failed: {type(exc).__name__}")
+            transport_error.__cause__ = exc
+            raise _RetryableFailure(transport_error, None) from exc
 
         status = response.status_code
         if status in NON_RETRYABLE_AUTH_STATUSES:
@@ -139,8 +139,8 @@ class ThreatStreamClient:
             )
         if status in RETRYABLE_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
-            error = ThreatStreamResponseError(f"GET {INTELLIGENCE_PATH} returned {status}", status)
-            raise _RetryableFailure(error, retry_after)
+            status_error = ThreatStreamResponseError(f"GET {INTELLIGENCE_PATH} returned {status}", status)
+            raise _RetryableFailure(status_error, retry_after)
         if status != 200:
             raise ThreatStreamResponseError(f"GET {INTELLIGENCE_PATH} returned {status}", status)
 
