@@ -190,3 +190,54 @@ def test_missing_meta_and_string_total_tolerated(simulator: Any, manual_clock: M
 
 def test_credentials_repr_hides_key() -> None:
     assert API_KEY not in repr(Credentials(USERNAME, API_KEY))
+
+
+def test_redirect_not_followed_with_key(manual_clock: ManualClock) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str | None] = []
+
+    class Target(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the base class names it
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    target = ThreadingHTTPServer(("127.0.0.1", 0), Target)
+    target_url = f"http://127.0.0.1:{target.server_address[1]}/api/v2/intelligence/"
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the base class names it
+            self.send_response(302)
+            self.send_header("Location", target_url)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    redirect = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (target, redirect):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = ThreatStreamClient(
+        f"http://127.0.0.1:{redirect.server_address[1]}",
+        Credentials(USERNAME, API_KEY),
+        requests.Session(),
+        timeout_seconds=2,
+        verify=True,
+        clock=manual_clock,
+        deadline=lambda: 900.0,
+    )
+    try:
+        with pytest.raises(ThreatStreamResponseError) as failure:
+            client.fetch_page(parameters(manual_clock))
+    finally:
+        target.shutdown()
+        redirect.shutdown()
+
+    assert failure.value.status == 302
+    assert seen == []
