@@ -110,7 +110,12 @@ def copy_object(obj: dict[str, Any]) -> dict[str, Any]:
 
 def encode_object(obj: dict[str, Any]) -> bytes:
     """Serialize an API object once, so that pages are joined from ready bytes. Integers stay exact."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate has no UTF-8 form; served as a `\ud800` escape, as a JSON API would.
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 class UpdateLog:

@@ -20,6 +20,7 @@ from local.functions import LambdaContext, load_handler
 from local.simulator.faults import Fault
 from ti_anomali.adapters.cursor_store import CursorKey, CursorStore
 from ti_anomali.adapters.dead_letters import DeadLetterStore
+from ti_anomali.adapters.search_engine import BulkWriter, DataStreamSetup
 from ti_anomali.adapters.threatstream import ThreatStreamAuthError
 from ti_anomali.clock import ManualClock
 from ti_anomali.fetch import FetchJob, FetchOutcome, FetchRequest
@@ -301,3 +302,50 @@ def test_api_key_never_in_logs_errors_or_documents(
         assert API_KEY not in text
         assert "wrong-key" not in text
     assert all("api_key" not in r.query for r in api_requests(stack))
+
+
+def test_hostile_records_neither_block_nor_vanish(stack: Stack, manual_clock: ManualClock, engine: Any) -> None:
+    template = {k: v for k, v in stack.simulator.publish(5, status_changes=0)[0].obj.items() if k != "update_id"}
+    template.pop("modified_ts")
+    stack.simulator.publish_object({**template, "id": 770001, "value": "bad\ud800.example"})
+    stack.simulator.publish_object({**template, "id": int("9" * 600)})
+    stack.simulator.publish(5, status_changes=0)
+    manual_clock.advance(PAST_DELAY)
+
+    outcome = run_fetch(stack)
+
+    assert outcome.indicators_fetched == 12
+    assert outcome.indicators_created + outcome.indicators_dead_lettered == 12
+    assert cursor_of(stack) == stack.simulator.published_updates()[-1].update_id
+
+
+def test_string_update_ids_move_cursor(stack: Stack, manual_clock: ManualClock, engine: Any) -> None:
+    template = {k: v for k, v in stack.simulator.publish(1, status_changes=0)[0].obj.items() if k != "modified_ts"}
+    run_fetch(stack)
+    manual_clock.advance(PAST_DELAY)
+    run_fetch(stack)
+    first = stack.simulator.publish_object({**template, "id": 660001, "update_id": 10**12})
+    manual_clock.advance(PAST_DELAY)
+
+    outcome = run_fetch(stack)
+
+    assert first.update_id == 10**12
+    assert outcome.indicators_created == 1
+    assert cursor_of(stack) == 10**12
+
+
+def test_document_refused_as_request_is_dead_lettered(stack: Stack, engine: Any, manual_clock: ManualClock) -> None:
+    DataStreamSetup(engine, "opensearch").ensure("intelligence")
+    store = DeadLetterStore(stack.aws.client("s3"), stack.aws.dead_letter_bucket)
+    writer = BulkWriter(engine, store, manual_clock, no_deadline)
+    good = [(f"good-{i}", {"@timestamp": manual_clock.now().isoformat(), "tags": ["x"]}) for i in range(6)]
+    too_long = ("x" * 600, {"@timestamp": manual_clock.now().isoformat()})
+
+    result = writer.write(stack.data_stream, [*good[:3], too_long, *good[3:]])
+
+    assert result.created == 6
+    assert result.dead_lettered == 1
+    (key,) = store.list_keys()
+    letter = json.loads(stack.aws.client("s3").get_object(Bucket=stack.aws.dead_letter_bucket, Key=key)["Body"].read())
+    assert letter["status"] == 400
+    assert letter["document_id"] == "x" * 600

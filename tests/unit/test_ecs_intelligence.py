@@ -848,3 +848,29 @@ def test_constant_fields_are_set() -> None:
     assert document["threat"]["feed"] == {"name": "Anomali ThreatStream", "dashboard_id": "ti-anomali-overview"}
     assert document["labels"] == {"is_ioc_transform_source": "true"}
     assert "ingested" not in document["event"]
+
+
+@pytest.mark.parametrize("modified", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:00:00+18:00"])
+def test_offset_past_year_range_keeps_ids(modified: str) -> None:
+    document = map_intelligence(base(modified_ts=modified), OPTIONS)
+
+    assert document["event"]["kind"] == "pipeline_error"
+    assert document["anomali"]["threatstream"]["id"] == str(base()["id"])
+    assert document_id(document) == f"{base()['id']}-{base()['update_id']}"
+
+
+def test_id_longer_than_engine_limit_gets_digest() -> None:
+    document = map_intelligence(base(id=int("9" * 600)), OPTIONS)
+
+    identifier = document_id(document)
+
+    assert identifier.startswith("sha256-")
+    assert len(identifier.encode()) <= 512
+    assert document["anomali"]["threatstream"]["id"] == "9" * 600
+
+
+def test_lone_surrogate_value_does_not_raise() -> None:
+    document = map_intelligence(base(value="bad\ud800.example", ip="1.2.3.4\ud800"), OPTIONS)
+
+    assert document_id(document)
+    assert json.dumps(document)

@@ -105,3 +105,12 @@ def test_page_must_pass_cursor_to_move_forward() -> None:
     assert moves_forward(11, 10)
     assert not moves_forward(10, 10)
     assert not moves_forward(None, 10)
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["http://127.0.0.1:notaport/api/v2/intelligence/", "http://127.0.0.1:99999/api/v2/intelligence/", "http://[::1/x"],
+)
+def test_next_link_with_invalid_url_rejected(link: str) -> None:
+    with pytest.raises(ForeignNextLink, match="not a valid URL"):
+        next_page_parameters(link, BASE)

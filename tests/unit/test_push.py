@@ -797,3 +797,40 @@ def test_any_signed_body_never_answers_5xx(clock: ManualClock, body: bytes) -> N
 
     assert outcome.response.status in (200, 400)
     json.loads(outcome.response.to_function_url_result()["body"])
+
+
+# --- regressions from attacking the endpoint ----------------------------------------------------
+
+
+def test_escaped_lone_surrogate_is_accepted() -> None:
+    receiver, writer = make_receiver(ManualClock(datetime(2026, 12, 4, tzinfo=UTC)))
+    body = b'{"id":1,"update_id":1,"value_type":"domain","domain":"a\\ud800.example"}\n{"id":2,"update_id":1}\n'
+
+    outcome = receiver.handle(post(body))
+
+    assert outcome.response.status == 200
+    assert body_of(outcome)["accepted"] == 2
+
+
+def test_too_many_lines_answers_413() -> None:
+    with pytest.raises(BodyError) as failure:
+        decode_body("{}\n" * 20_000, False, 4 * MEBIBYTE)
+
+    assert failure.value.status == 413
+    assert "20000 lines" in str(failure.value)
+
+
+def test_integer_too_long_named_as_such() -> None:
+    parsed = parse_body(b'{"id":' + b"1" * 5000 + b"}\n")
+
+    assert parsed.objects == []
+    assert "integer too long" in parsed.rejected[0].reason
+
+
+def test_signature_with_spaces_is_invalid() -> None:
+    body = b'{"a":1}'
+    signed = sign(body, CURRENT_KEY)
+    spaced = signed[:20] + " " + signed[20:]
+
+    assert check_signature(spaced, body, [CURRENT_KEY]) is SignatureCheck.INVALID
+    assert check_signature(signed, body, [CURRENT_KEY]) is SignatureCheck.VALID

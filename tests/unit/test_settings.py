@@ -86,3 +86,23 @@ def test_sigv4_needs_region() -> None:
 
     with pytest.raises(SettingsError, match="AWS_REGION"):
         FetchSettings.from_environment(environment)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("THREATSTREAM_URL", "https://api.threatstream.com:99999"),
+        ("THREATSTREAM_URL", "https://api.threatstream.com:abc"),
+        ("ENGINE_URL", "https://search.example:70000"),
+        ("INITIAL_INTERVAL", "99999999999d"),
+        ("INITIAL_INTERVAL", "999999999d"),
+        ("FETCH_DELAY", "4000d"),
+        ("IOC_DURATION", "99999999999d"),
+        ("THREATSTREAM_CA_BUNDLE_PATH", "/nonexistent/ca.pem"),
+        ("ENGINE_CA_BUNDLE_PATH", "/nonexistent/ca.pem"),
+        ("GEOIP_DATABASE_PATH", "/nonexistent/city.mmdb"),
+    ],
+)
+def test_hostile_value_fails_at_start_naming_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        FetchSettings.from_environment({**BASE, name: value})

@@ -67,12 +67,16 @@ def next_page_parameters(next_link: str, base_url: str) -> dict[str, str]:
     `ForeignNextLink`.
     """
     base = urlsplit(base_url)
-    target = urlsplit(urljoin(base_url + INTELLIGENCE_PATH, next_link))
-    same_origin = (target.scheme, target.hostname, target.port) == (base.scheme, base.hostname, base.port)
+    try:
+        target = urlsplit(urljoin(base_url + INTELLIGENCE_PATH, next_link))
+        target_port = target.port
+    except ValueError:
+        raise ForeignNextLink("meta.next is not a valid URL (bad port or host)") from None
+    same_origin = (target.scheme, target.hostname, target_port) == (base.scheme, base.hostname, base.port)
     same_endpoint = target.path.rstrip("/") == (base.path.rstrip("/") + INTELLIGENCE_PATH).rstrip("/")
     if not (same_origin and same_endpoint):
         raise ForeignNextLink(
-            f"meta.next points to {target.scheme}://{target.hostname}:{target.port}{target.path}, "
+            f"meta.next points to {target.scheme}://{target.hostname}:{target_port}{target.path}, "
             f"outside the configured endpoint"
         )
     return {

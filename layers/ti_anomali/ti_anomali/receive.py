@@ -290,7 +290,8 @@ def _batches(documents: list[tuple[str, dict[str, Any]]]) -> Iterator[list[tuple
     """Split documents into bulk requests of at most BULK_MAX_DOCUMENTS and about BULK_MAX_BYTES."""
     batch = _Batch()
     for document_id_, document in documents:
-        size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode())
+        # surrogatepass: a lone surrogate from a JSON escape has no UTF-8 form, and only the size matters here.
+        size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
         full = len(batch.documents) >= BULK_MAX_DOCUMENTS or batch.size_bytes + size > BULK_MAX_BYTES
         if batch.documents and full:
             yield batch.documents

@@ -29,28 +29,56 @@ SECRET_MAX_AGE_SECONDS = 300
 
 def read_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     """Read a JSON secret from Secrets Manager through Powertools' cache."""
-    value = parameters.get_secret(name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force_fetch)
+    try:
+        value = parameters.get_secret(name, transform="json", max_age=SECRET_MAX_AGE_SECONDS, force_fetch=force_fetch)
+    except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:
+        # The cause names the secret and the AWS error, never its value.
+        raise SettingsError(
+            f"reading secret {name} failed: check that it exists, holds JSON and that the function may read it"
+        ) from exc
     if not isinstance(value, dict):
         raise SettingsError(f"secret {name} must hold a JSON object")
+    return value
+
+
+def credential_field(secret: dict[str, Any], secret_name: str, field: str, *, header: bool = True) -> str:
+    """Return one credential of a secret; one sent as header text loses surrounding whitespace.
+
+    Control characters inside header text are rejected: they would make the request fail with an
+    error that quotes the header, credential included. A basic-auth password is base64-encoded
+    before it is sent, so it is taken as it is.
+    """
+    value = secret.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"secret {secret_name} must hold a non-empty '{field}' string")
+    if not header:
+        return value
+    value = value.strip()
+    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+        raise SettingsError(f"secret {secret_name}: '{field}' contains a control character such as a line break")
     return value
 
 
 def read_threatstream_credentials(secret_name: str, *, force_fetch: bool = False) -> Credentials:
     """Read `{"username": ..., "api_key": ...}` from the ThreatStream secret."""
     secret = read_secret(secret_name, force_fetch=force_fetch)
-    username, api_key = secret.get("username"), secret.get("api_key")
-    if not isinstance(username, str) or not isinstance(api_key, str) or not username or not api_key:
-        raise SettingsError(f"secret {secret_name} must hold non-empty 'username' and 'api_key' strings")
-    return Credentials(username=username, api_key=api_key)
+    return Credentials(
+        username=credential_field(secret, secret_name, "username"),
+        api_key=credential_field(secret, secret_name, "api_key"),
+    )
 
 
 def read_engine_credentials(settings: EngineSettings) -> EngineCredentials | None:
     """Read the engine secret for basic or API-key auth; SigV4 and `none` need none."""
     if settings.auth not in ("basic", "api-key") or not settings.secret_name:
         return None
-    secret = read_secret(settings.secret_name)
+    name = settings.secret_name
+    secret = read_secret(name)
+    if settings.auth == "api-key":
+        return EngineCredentials(api_key=credential_field(secret, name, "api_key"))
     return EngineCredentials(
-        username=secret.get("username"), password=secret.get("password"), api_key=secret.get("api_key")
+        username=credential_field(secret, name, "username"),
+        password=credential_field(secret, name, "password", header=False),
     )
 
 
@@ -136,9 +164,7 @@ def read_hmac_keys(secret_name: str, *, force_fetch: bool = False) -> tuple[str,
         raise SettingsError(f"secret {secret_name}: {exc}") from None
 
 
-def build_push_dependencies(
-    settings: PushSettings, deadline: Deadline, boto_session: Any = None
-) -> PushDependencies:
+def build_push_dependencies(settings: PushSettings, deadline: Deadline, boto_session: Any = None) -> PushDependencies:
     """Build every adapter the push function needs, reading the HMAC keys once."""
     session = boto_session or boto3.Session()
     clock = clocks.current()

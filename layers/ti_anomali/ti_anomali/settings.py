@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ti_anomali.ecs.common import parse_duration
@@ -21,6 +22,8 @@ ENGINE_AUTH_MODES = ("sigv4", "basic", "api-key", "none")
 MAX_PAGE_SIZE = 1000
 NAMESPACE_PATTERN = re.compile(r"^[a-z0-9_]{1,100}$")
 _DURATION_PATTERN = re.compile(r"^(\d+)([smhd])$")
+# Far beyond any sensible window, and small enough that `now - duration` stays a valid date.
+MAX_DURATION = timedelta(days=3650)
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
@@ -36,7 +39,10 @@ def parse_duration_setting(name: str, text: str) -> timedelta:
     if not match:
         raise SettingsError(f"{name} must be a duration such as 90s, 15m, 2160h or 90d, got {text!r}")
     amount, unit = match.groups()
-    return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+    duration = timedelta(**{_DURATION_UNITS[unit]: min(int(amount), 10**8)})
+    if duration > MAX_DURATION:
+        raise SettingsError(f"{name} must be at most {MAX_DURATION.days} days, got {text!r}")
+    return duration
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -74,9 +80,7 @@ class _Reader:
         try:
             value = int(raw)
         except ValueError:
-            raise SettingsError(
-                f"{name} must be an integer from {minimum} to {maximum}, got {raw!r}"
-            ) from None
+            raise SettingsError(f"{name} must be an integer from {minimum} to {maximum}, got {raw!r}") from None
         if not minimum <= value <= maximum:
             raise SettingsError(f"{name} must be an integer from {minimum} to {maximum}, got {value}")
         return value
@@ -122,22 +126,29 @@ class _Reader:
         """Read an http(s) URL; plain http is accepted only for loopback hosts."""
         value = self.text(name, default).rstrip("/")
         parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - reading it validates the port
+        except ValueError:
+            raise SettingsError(f"{name} has an invalid port, got {value!r}") from None
         if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise SettingsError(
-                f"{name} must be an https URL such as https://api.threatstream.com, got {value!r}"
-            )
+            raise SettingsError(f"{name} must be an https URL such as https://api.threatstream.com, got {value!r}")
         if parts.scheme == "http" and not is_loopback_host(parts.hostname):
             raise SettingsError(f"{name} must use https unless the host is loopback, got {value!r}")
         if parts.username or parts.password or parts.query or parts.fragment:
             raise SettingsError(f"{name} must not carry credentials, a query or a fragment")
         return value
 
+    def existing_file(self, name: str) -> str | None:
+        """Read an optional path that must name an existing file."""
+        value = self.optional(name)
+        if value is not None and not Path(value).is_file():
+            raise SettingsError(f"{name} must name an existing file, got {value!r}")
+        return value
+
     def namespace(self, name: str) -> str:
         value = self.text(name, "default")
         if not NAMESPACE_PATTERN.match(value):
-            raise SettingsError(
-                f"{name} must be lower case letters, digits or '_' (no '-', no spaces), got {value!r}"
-            )
+            raise SettingsError(f"{name} must be lower case letters, digits or '_' (no '-', no spaces), got {value!r}")
         return value
 
 
@@ -168,9 +179,7 @@ class EngineSettings:
         auth = read.choice("ENGINE_AUTH", "sigv4", ENGINE_AUTH_MODES)
         secret_name = read.optional("ENGINE_SECRET_NAME")
         if auth in ("basic", "api-key") and not secret_name:
-            raise SettingsError(
-                f"ENGINE_SECRET_NAME is missing; ENGINE_AUTH={auth} reads its credentials from it"
-            )
+            raise SettingsError(f"ENGINE_SECRET_NAME is missing; ENGINE_AUTH={auth} reads its credentials from it")
         region = read.optional("AWS_REGION") or read.optional("AWS_DEFAULT_REGION")
         if auth == "sigv4" and not region:
             raise SettingsError("AWS_REGION is missing; ENGINE_AUTH=sigv4 signs requests for one region")
@@ -181,7 +190,7 @@ class EngineSettings:
             secret_name=secret_name,
             region=region,
             tls_verify=read.boolean("ENGINE_TLS_VERIFY", True),
-            ca_bundle_path=read.optional("ENGINE_CA_BUNDLE_PATH"),
+            ca_bundle_path=read.existing_file("ENGINE_CA_BUNDLE_PATH"),
             timeout_seconds=read.seconds("ENGINE_TIMEOUT_SECONDS", 30, 1, 300),
             namespace=read.namespace("NAMESPACE"),
             dead_letter_bucket=read.text("DEAD_LETTER_BUCKET"),
@@ -227,11 +236,11 @@ class FetchSettings:
             remote_api=read.boolean("REMOTE_API", False),
             http_timeout_seconds=read.seconds("HTTP_TIMEOUT_SECONDS", 30, 0.1, 300),
             tls_verify=read.boolean("THREATSTREAM_TLS_VERIFY", True),
-            ca_bundle_path=read.optional("THREATSTREAM_CA_BUNDLE_PATH"),
+            ca_bundle_path=read.existing_file("THREATSTREAM_CA_BUNDLE_PATH"),
             ioc_duration=read.optional_duration("IOC_DURATION", "90d"),
             preserve_original_event=read.boolean("PRESERVE_ORIGINAL_EVENT", False),
             tags=read.words("TAGS", "forwarded,anomali-intelligence"),
-            geoip_database_path=read.optional("GEOIP_DATABASE_PATH"),
+            geoip_database_path=read.existing_file("GEOIP_DATABASE_PATH"),
             cursor_table=read.text("CURSOR_TABLE_NAME"),
             lease_duration=read.duration("LEASE_DURATION", "16m"),
             max_retry_seconds=read.seconds("MAX_RETRY_SECONDS", 60, 0, 900),
@@ -262,9 +271,7 @@ class LatestSettings:
         datasets = read.words("LATEST_DATASETS", "intelligence,threatstream")
         unknown = [name for name in datasets if name not in ("intelligence", "threatstream")]
         if unknown or not datasets:
-            raise SettingsError(
-                f"LATEST_DATASETS must list intelligence and/or threatstream, got {datasets!r}"
-            )
+            raise SettingsError(f"LATEST_DATASETS must list intelligence and/or threatstream, got {datasets!r}")
         networks = read.words("ALLOWLIST_NETWORKS", "")
         for network in networks:
             try:
@@ -348,12 +355,10 @@ class PushSettings:
             secret_name=secret_name,
             allow_open_endpoint=allow_open_endpoint,
             content_type=content_type,
-            max_body_bytes=read.integer(
-                "PUSH_MAX_BODY_BYTES", MAX_PUSH_BODY_BYTES, 1, MAX_PUSH_BODY_BYTES
-            ),
+            max_body_bytes=read.integer("PUSH_MAX_BODY_BYTES", MAX_PUSH_BODY_BYTES, 1, MAX_PUSH_BODY_BYTES),
             ioc_duration=ioc_duration,
             preserve_original_event=read.boolean("PRESERVE_ORIGINAL_EVENT", False),
             tags=read.words("TAGS", "forwarded,anomali-threatstream"),
-            geoip_database_path=read.optional("GEOIP_DATABASE_PATH"),
+            geoip_database_path=read.existing_file("GEOIP_DATABASE_PATH"),
             engine=EngineSettings.from_environment(environ),
         )

@@ -21,6 +21,7 @@ from opensearchpy.exceptions import ConnectionError as EngineConnectionError
 from opensearchpy.exceptions import NotFoundError, RequestError, TransportError
 
 from ti_anomali.clock import Clock
+from ti_anomali.ecs.common import bounded_id
 from ti_anomali.engine import templates
 from ti_anomali.latest_rules import LatestDataset
 from ti_anomali.retry import RETRYABLE_STATUSES, Backoff, Deadline, fits_before_deadline
@@ -34,6 +35,7 @@ SOURCE_SORT = [
     {"anomali.threatstream.update_id": {"order": "asc", "missing": "_last"}},
 ]
 LENIENT = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+PURGE_BATCH_DOCUMENTS = 50_000
 
 
 class LatestStoreError(Exception):
@@ -68,7 +70,7 @@ class IndexSetup:
 
 def latest_document_id(dataset: LatestDataset, indicator_id: str) -> str:
     """Return the `_id` of an indicator in the latest and tombstone indices."""
-    return f"{dataset.event_dataset}:{indicator_id}"
+    return bounded_id(f"{dataset.event_dataset}:{indicator_id}")
 
 
 class LatestStore:
@@ -232,16 +234,22 @@ class LatestStore:
         if not indicator_ids:
             return {}
         ids = [latest_document_id(self._dataset, indicator_id) for indicator_id in indicator_ids]
+        latest_source = ["anomali.threatstream.update_id"]
+        # One request reads both indices: the latest documents first, then the tombstones.
+        lookups = [{"_index": self.index, "_id": doc_id, "_source": latest_source} for doc_id in ids]
+        lookups += [{"_index": templates.TOMBSTONE_INDEX, "_id": doc_id, "_source": ["update_id"]} for doc_id in ids]
+        docs = self._client.mget(body={"docs": lookups})["docs"]
+        failed = next((doc for doc in docs if "error" in doc), None)
+        if failed is not None:
+            error = failed["error"]
+            reason = error.get("type", "unknown") if isinstance(error, dict) else str(error)
+            raise LatestStoreError(f"reading update ids from {failed.get('_index')} failed: {reason}")
         seen: dict[str, int] = {}
-        latest = self._client.mget(
-            index=self.index, body={"ids": ids}, params={"_source_includes": "anomali.threatstream.update_id"}
-        )
-        for doc in latest["docs"]:
+        for doc in docs[: len(ids)]:
             if doc.get("found"):
                 update_id = doc["_source"].get("anomali", {}).get("threatstream", {}).get("update_id")
                 seen[doc["_id"]] = int(update_id)
-        tombstones = self._client.mget(index=templates.TOMBSTONE_INDEX, body={"ids": ids})
-        for doc in tombstones["docs"]:
+        for doc in docs[len(ids) :]:
             if doc.get("found"):
                 seen[doc["_id"]] = max(seen.get(doc["_id"], -1), int(doc["_source"]["update_id"]))
         prefix = len(self._dataset.event_dataset) + 1
@@ -272,8 +280,11 @@ class LatestStore:
         result.removed = len(removals)
         return result
 
-    def _bulk(self, lines: list[str], result: ApplyResult) -> None:
-        """Send bulk actions, resending the whole request on retryable failures; all actions are idempotent."""
+    def _bulk(self, lines: list[str], result: ApplyResult) -> list[dict[str, Any]]:
+        """Send bulk actions, resending the whole request on retryable failures; all actions are idempotent.
+
+        Returns the outcome of each action, in order.
+        """
         attempt = 0
         while True:
             attempt += 1
@@ -304,7 +315,7 @@ class LatestStore:
                         document_id=outcome.get("_id"),
                         status=status,
                     )
-            return
+            return statuses
 
     def _wait(self, attempt: int) -> None:
         wait = self._backoff.delay(attempt)
@@ -315,9 +326,14 @@ class LatestStore:
     def sweep_expired(self, now: datetime, grace: timedelta, batch_size: int = 5000) -> int:
         """Delete documents whose expiry lies more than `grace` before `now`; return how many.
 
-        Their ids and update_ids are read first and kept as tombstones, then one delete-by-query
-        removes them.
+        Their ids and update_ids are read first. Then one bulk request per batch writes their
+        tombstones and deletes them by id, and the index is refreshed. Only this function writes
+        the latest index, under its lease, so no document changes between the read and the delete.
         """
+        # NOTE: a `_delete_by_query` would delete them in one request, but OpenSearch 2.x answers
+        # it with one TASK_RESOURCE_USAGE header per scroll batch, and Python's http.client
+        # rejects a response with more than 100 headers: from about 100,000 documents on, the
+        # request failed (https://github.com/opensearch-project/OpenSearch/issues/18245).
         query = {"range": {self._dataset.expiry_field: {"lt": (now - grace).isoformat()}}}
         self._client.indices.refresh(index=self.index)
         removals: list[Removal] = []
@@ -338,23 +354,25 @@ class LatestStore:
             if len(hits) < batch_size:
                 break
             search_after = hits[-1]["sort"]
-        for start in range(0, len(removals), batch_size):
-            self._write_tombstones(removals[start : start + batch_size])
         if not removals:
             return 0
-        response = self._client.delete_by_query(
-            index=self.index, body={"query": query}, params={"conflicts": "proceed", "refresh": "true"}
-        )
-        return int(response.get("deleted", 0))
+        deleted = 0
+        for start in range(0, len(removals), batch_size):
+            deleted += self._remove(removals[start : start + batch_size])
+        self._client.indices.refresh(index=self.index)
+        return deleted
 
-    def _write_tombstones(self, removals: Sequence[Removal]) -> None:
+    def _remove(self, removals: Sequence[Removal]) -> int:
+        """Write the tombstones of `removals`, then delete their documents; return how many were deleted."""
         now = self._clock.now().isoformat().replace("+00:00", "Z")
         lines: list[str] = []
         for removal in removals:
             doc_id = latest_document_id(self._dataset, removal.indicator_id)
             lines.append(json.dumps({"index": {"_index": templates.TOMBSTONE_INDEX, "_id": doc_id}}))
             lines.append(json.dumps(self._tombstone(removal, now)))
-        self._bulk(lines, ApplyResult())
+            lines.append(json.dumps({"delete": {"_index": self.index, "_id": doc_id}}))
+        outcomes = self._bulk(lines, ApplyResult())
+        return sum(1 for outcome in outcomes if outcome.get("result") == "deleted")
 
     def _tombstone(self, removal: Removal, now: str) -> dict[str, Any]:
         return {
@@ -366,22 +384,31 @@ class LatestStore:
         }
 
     def purge_tombstones(self, older_than: datetime) -> int:
-        """Delete tombstones older than `older_than`; return how many."""
-        response = self._client.delete_by_query(
-            index=templates.TOMBSTONE_INDEX,
-            body={
-                "query": {
-                    "bool": {
-                        "filter": [
-                            {"term": {"dataset": self._dataset.event_dataset}},
-                            {"range": {"removed_at": {"lt": older_than.isoformat()}}},
-                        ]
-                    }
-                }
-            },
-            params={"conflicts": "proceed", "expand_wildcards": "all"},
-        )
-        return int(response.get("deleted", 0))
+        """Delete tombstones older than `older_than`; return how many.
+
+        Each `_delete_by_query` stops after PURGE_BATCH_DOCUMENTS, because OpenSearch 2.x answers
+        with one header per scroll batch of 1000 and Python's http.client rejects more than 100
+        (see `sweep_expired`). A request that deletes fewer ends the purge.
+        """
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {"dataset": self._dataset.event_dataset}},
+                    {"range": {"removed_at": {"lt": older_than.isoformat()}}},
+                ]
+            }
+        }
+        purged = 0
+        while True:
+            response = self._client.delete_by_query(
+                index=templates.TOMBSTONE_INDEX,
+                body={"query": query},
+                params={"conflicts": "proceed", "expand_wildcards": "all", "max_docs": PURGE_BATCH_DOCUMENTS},
+            )
+            deleted = int(response.get("deleted", 0))
+            purged += deleted
+            if deleted < PURGE_BATCH_DOCUMENTS:
+                return purged
 
     def refresh(self) -> None:
         """Make every write visible to searches."""

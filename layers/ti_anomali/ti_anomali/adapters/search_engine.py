@@ -25,6 +25,8 @@ from ti_anomali.retry import RETRYABLE_STATUSES, Backoff, Deadline, fits_before_
 from ti_anomali.settings import EngineSettings
 
 ALREADY_EXISTS = 409
+# Statuses with which the engine refuses a whole bulk request for what is in it.
+REQUEST_REJECTED_STATUSES = frozenset({400, 413})
 logger = Logger(service="ti-anomali", child=True)
 MAX_REASON_CHARS = 2000
 
@@ -239,6 +241,8 @@ class BulkWriter:
             if isinstance(exc.status_code, int) and exc.status_code in RETRYABLE_STATUSES:
                 self._last_failure = f"status {exc.status_code}"
                 return documents
+            if exc.status_code in REQUEST_REJECTED_STATUSES:
+                return self._split(index, documents, result, exc)
             raise BulkWriteError(f"bulk write to {index} returned {exc.status_code}") from exc
 
         retry: list[tuple[str, dict[str, Any]]] = []
@@ -260,6 +264,23 @@ class BulkWriter:
             else:
                 self._dead_letter(index, document_id, document, status, outcome.get("error"), result)
         return retry
+
+    def _split(
+        self, index: str, documents: list[tuple[str, dict[str, Any]]], result: WriteResult, exc: TransportError
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Send the halves of a request the engine refused as a whole, down to the one document at fault.
+
+        A single document that the engine refuses as a request (an `_id` it rejects, say) is
+        dead-lettered like an item it rejects.
+        """
+        if len(documents) == 1:
+            ((document_id, document),) = documents
+            info = exc.info if isinstance(exc.info, dict) else {}
+            error = info.get("error") if isinstance(info.get("error"), dict) else {"type": str(exc.error)}
+            self._dead_letter(index, document_id, document, int(exc.status_code), error, result)
+            return []
+        middle = len(documents) // 2
+        return self._send(index, documents[:middle], result) + self._send(index, documents[middle:], result)
 
     def _dead_letter(
         self,
@@ -286,12 +307,26 @@ class BulkWriter:
 
 def bulk_create_body(index: str, documents: Sequence[tuple[str, dict[str, Any]]], ingested: str) -> bytes:
     """Build a `_bulk` body that creates each `(id, document)` in `index`, setting `event.ingested` on each."""
+    # The action lines differ only in the id, so they are joined from JSON strings.
+    action_start = '{"create":{"_index":' + json.dumps(index) + ',"_id":'
     lines: list[str] = []
     for document_id, document in documents:
         document.setdefault("event", {})["ingested"] = ingested
-        lines.append(json.dumps({"create": {"_index": index, "_id": document_id}}, separators=(",", ":")))
+        lines.append(action_start + json.dumps(document_id) + "}}")
         lines.append(json.dumps(document, separators=(",", ":"), ensure_ascii=False))
-    return ("\n".join(lines) + "\n").encode()
+    text = "\n".join(lines) + "\n"
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (from a `\ud800` escape in the API's JSON) has no UTF-8 form. Written as
+        # an ASCII escape, the document reaches the engine, which stores or rejects it.
+        return (
+            "\n".join(
+                line if i % 2 == 0 else json.dumps(documents[i // 2][1], separators=(",", ":"))
+                for i, line in enumerate(lines)
+            )
+            + "\n"
+        ).encode()
 
 
 def _describe_error(error: dict[str, Any]) -> str:

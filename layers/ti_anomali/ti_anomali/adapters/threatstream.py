@@ -14,6 +14,7 @@ from ti_anomali.paging import INTELLIGENCE_PATH
 from ti_anomali.retry import RETRYABLE_STATUSES, Backoff, Deadline, fits_before_deadline, parse_retry_after
 
 NON_RETRYABLE_AUTH_STATUSES = frozenset({401, 403})
+MAX_COUNT = 2**53
 
 
 class ThreatStreamError(Exception):
@@ -162,15 +163,15 @@ class _RetryableFailure(Exception):
 def parse_page(body: str, attempts: int) -> Page:
     """Parse a page body; the stdlib parser keeps integers of any size exact."""
     try:
-        document = json.loads(body)
-    except ValueError as exc:
+        # NaN and Infinity are not JSON: they stay strings, so the mapper and the engine see a
+        # wrong type (an error record or a dead letter) instead of a float no JSON can carry.
+        document = json.loads(body, parse_constant=str, parse_int=_integer_or_text)
+    except (ValueError, RecursionError) as exc:
         raise ThreatStreamResponseError(
             f"GET {INTELLIGENCE_PATH} returned 200 with a body that is not JSON ({len(body)} bytes)", 200
         ) from exc
     if not isinstance(document, dict) or not isinstance(document.get("objects"), list):
-        raise ThreatStreamResponseError(
-            f"GET {INTELLIGENCE_PATH} returned 200 without an 'objects' list", 200
-        )
+        raise ThreatStreamResponseError(f"GET {INTELLIGENCE_PATH} returned 200 without an 'objects' list", 200)
     meta = document.get("meta")
     meta = meta if isinstance(meta, dict) else {}
     next_link = meta.get("next")
@@ -182,11 +183,20 @@ def parse_page(body: str, attempts: int) -> Page:
     )
 
 
+def _integer_or_text(digits: str) -> int | str:
+    """Parse a JSON integer exactly; one longer than Python converts (4300 digits) stays text."""
+    try:
+        return int(digits)
+    except ValueError:
+        return digits
+
+
 def _as_count(value: object) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+        value = int(value.strip())
+    # A count beyond what a metric can carry is as useless as none.
+    if isinstance(value, int) and 0 <= value <= MAX_COUNT:
+        return value
     return None

@@ -154,7 +154,7 @@ def _map_stream(map_line: DocumentMapper, source: IO[str], sink: IO[str], errors
             print(f"ti-anomali map: line {number} skipped: {problem}", file=errors)
             continue
         document = map_line(obj, line.strip() if line is not None else "")
-        write(json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n")
+        write(_document_line(document))
     sink.flush()
     return rejected
 
@@ -173,6 +173,16 @@ def _numbered_lines(source: IO[str]) -> Iterator[tuple[int, str | None]]:
             yield number, data.decode("utf-8-sig" if number == 1 else "utf-8")
         except UnicodeDecodeError:
             yield number, None
+
+
+def _document_line(document: dict[str, Any]) -> str:
+    """Serialise one document as a line; a lone surrogate (from a JSON escape) stays an ASCII escape."""
+    line = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(document, separators=(",", ":"))
+    return line + "\n"
 
 
 def _utf8_writer(sink: IO[str]) -> Callable[[str], None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import ipaddress
 import json
 import math
@@ -20,6 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 ECS_VERSION = "9.3.0"
 FEED_NAME = "Anomali ThreatStream"
+# The engines reject a whole bulk request when one action's `_id` is longer than this.
+MAX_ID_BYTES = 512
 # The id of the overview dashboard in dashboards/; Kibana's threat-intelligence views link to it.
 FEED_DASHBOARD_ID = "ti-anomali-overview"
 MODULE = "ti_anomali"
@@ -77,7 +80,7 @@ def parse_timestamp(text: str) -> datetime:
     fraction = (parts["fraction"] or "").ljust(6, "0")[:6]
     offset = _parse_offset(parts["offset"], text)
     try:
-        return datetime(
+        moment = datetime(
             year,
             int(parts["month"]),
             int(parts["day"]),
@@ -89,6 +92,12 @@ def parse_timestamp(text: str) -> datetime:
         )
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a valid date or time: {exc}") from exc
+    try:
+        # Every later step works in UTC, and an offset can push the first or last day out of range.
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise TimestampRangeError(text, after_max=year >= datetime.max.year) from None
+    return moment
 
 
 def _parse_api_timestamp(text: str) -> datetime:
@@ -654,3 +663,15 @@ def show_value(value: Any) -> str:
     if len(text) > _SHOWN_VALUE_MAX_CHARS:
         return text[: _SHOWN_VALUE_MAX_CHARS - 3] + "..."
     return text
+
+
+def text_digest(text: str) -> str:
+    """Return the SHA-256 hex digest of text, lone surrogates included (they come from JSON escapes)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def bounded_id(text: str) -> str:
+    """Return `text` as a document `_id`, or a digest of it when it is longer than the engines accept."""
+    if len(text.encode("utf-8", "surrogatepass")) <= MAX_ID_BYTES:
+        return text
+    return f"sha256-{text_digest(text)}"

@@ -12,13 +12,12 @@ and maps the rest of the object, so a bad record is never lost.
 from __future__ import annotations
 
 import copy
-import hashlib
 import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ti_anomali.ecs.common import (
@@ -32,6 +31,7 @@ from ti_anomali.ecs.common import (
     PRESERVE_ORIGINAL_TAG,
     TimestampRangeError,
     append_unique,
+    bounded_id,
     confidence_level,
     deletion_time,
     event_severity,
@@ -45,6 +45,7 @@ from ti_anomali.ecs.common import (
     parse_long,
     parse_timestamp,
     set_field,
+    text_digest,
     tlp_marking,
     to_keyword,
     uri_parts,
@@ -140,7 +141,7 @@ def document_id(doc: dict[str, Any]) -> str:
     threatstream = threatstream if isinstance(threatstream, dict) else {}
     indicator_id, update_id = threatstream.get("id"), threatstream.get("update_id")
     if isinstance(indicator_id, str) and isinstance(update_id, str) and indicator_id and update_id:
-        return f"{indicator_id}-{update_id}"
+        return bounded_id(f"{indicator_id}-{update_id}")
 
     original = get_field(doc, "event.original")
     if isinstance(original, str):
@@ -148,7 +149,7 @@ def document_id(doc: dict[str, Any]) -> str:
     else:
         stable = {name: value for name, value in threatstream.items() if name != "deletion_scheduled_at"}
         basis = json.dumps(stable, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
-    return hashlib.sha256(basis.encode()).hexdigest()
+    return text_digest(basis)
 
 
 class _IntelligenceMapping:

@@ -16,7 +16,6 @@ object, so a bad record is never lost.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from ti_anomali.ecs.common import (
     PRESERVE_ORIGINAL_TAG,
     TimestampRangeError,
     append_unique,
+    bounded_id,
     confidence_level,
     drop_empty,
     event_severity,
@@ -46,6 +46,7 @@ from ti_anomali.ecs.common import (
     parse_timestamp,
     set_field,
     show_value,
+    text_digest,
     to_keyword,
     uri_parts,
     validate_namespace,
@@ -137,8 +138,8 @@ def document_id(document: dict[str, Any], obj: dict[str, Any]) -> str:
     indicator_id = get_field(document, "anomali.threatstream.id")
     update_id = get_field(document, "anomali.threatstream.update_id")
     if isinstance(indicator_id, str) and isinstance(update_id, str) and indicator_id and update_id:
-        return f"{indicator_id}-{update_id}"
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+        return bounded_id(f"{indicator_id}-{update_id}")
+    return text_digest(canonical_json(obj))
 
 
 class _ThreatstreamMapping:
