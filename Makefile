@@ -63,7 +63,12 @@ $(TOOLS_STAMP): $(TOOLS_LOCK)
 	touch $(TOOLS_STAMP)
 
 .PHONY: setup
-setup: $(STAMP) $(TOOLS_STAMP) ## Create .venv (project, `ti-anomali` command, local OpenSearch node) and .venv-tools (SAM CLI, cfn-lint)
+setup: local-parts $(TOOLS_STAMP) ## Create .venv (project, `ti-anomali` command, local OpenSearch node) and .venv-tools (SAM CLI, cfn-lint)
+
+# What make run and the tests need: the project, an OpenSearch node, the GeoIP test database and
+# Chromium for the report tests (installed with apt-get only when missing).
+.PHONY: local-parts
+local-parts: $(STAMP)
 	$(BIN)/python -m local.opensearch_node fetch
 	$(BIN)/python -m local.geoip_test_db
 	bash local/chromium.sh
@@ -71,7 +76,7 @@ setup: $(STAMP) $(TOOLS_STAMP) ## Create .venv (project, `ti-anomali` command, l
 # --- Run and test -----------------------------------------------------------------------------
 
 .PHONY: run
-run: setup ## Run the fetch function on local parts (simulator, OpenSearch, moto) and print a run summary
+run: local-parts ## Run the fetch function on local parts (simulator, OpenSearch, moto) and print a run summary
 	$(BIN)/python -m local.run
 
 .PHONY: test
@@ -80,23 +85,23 @@ test: setup validate build audit ## Validate and build the SAM app, audit the lo
 	$(BIN)/python -m local.faults
 
 .PHONY: faults
-faults: setup ## Run every fault scenario once on the local stack and check nothing was lost or doubled
+faults: local-parts ## Run every fault scenario once on the local stack and check nothing was lost or doubled
 	$(BIN)/python -m local.faults
 
 .PHONY: soak
-soak: setup ## Push SOAK_UPDATES (default 1,000,000) updates through the stack under random faults (SOAK_SEED to repeat a run)
+soak: local-parts ## Push SOAK_UPDATES (default 1,000,000) updates through the stack under random faults (SOAK_SEED to repeat a run)
 	$(BIN)/python -m local.faults --soak --updates $${SOAK_UPDATES:-1000000} $${SOAK_SEED:+--seed $$SOAK_SEED}
 
 .PHONY: invoke-fetch
-invoke-fetch: setup ## Invoke FetchIntelligence on the local stack with EVENT (default events/fetch-scheduled.json)
+invoke-fetch: local-parts ## Invoke FetchIntelligence on the local stack with EVENT (default events/fetch-scheduled.json)
 	$(BIN)/python -m local.invoke fetch_intelligence $${EVENT:-events/fetch-scheduled.json}
 
 .PHONY: invoke-latest
-invoke-latest: setup ## Invoke MaintainLatest on the local stack with EVENT (default events/latest-scheduled.json)
+invoke-latest: local-parts ## Invoke MaintainLatest on the local stack with EVENT (default events/latest-scheduled.json)
 	$(BIN)/python -m local.invoke maintain_latest $${EVENT:-events/latest-scheduled.json}
 
 .PHONY: invoke-push
-invoke-push: setup ## Send the push events in events/ (valid, bad signature, malformed line) to ReceiveThreatstream locally
+invoke-push: local-parts ## Send the push events in events/ (valid, bad signature, malformed line) to ReceiveThreatstream locally
 	$(BIN)/python -m local.invoke receive_threatstream events/push-valid.json events/push-bad-signature.json events/push-malformed-line.json
 
 .PHONY: test-unit
@@ -161,3 +166,9 @@ clean: ## Remove the virtual environments, caches and SAM build output
 .PHONY: dashboards
 dashboards: $(STAMP) ## Import the saved objects into Kibana or OpenSearch Dashboards at DASHBOARDS_URL (see local/dashboards_import.py)
 	$(BIN)/python -m local.dashboards_import
+
+# --- Benchmarks -------------------------------------------------------------------------------
+
+.PHONY: bench
+bench: setup ## Run every benchmark and write bench/results.json and bench/RESULTS.md
+	$(BIN)/python -m bench
