@@ -330,8 +330,8 @@ class LatestStore:
         tombstones and deletes them by id, and the index is refreshed. Only this function writes
         the latest index, under its lease, so no document changes between the read and the delete.
         """
-        # NOTE: a `_delete_by_query` would delete them in one request, but OpenSearch 2.x answers
-        # it with one TASK_RESOURCE_USAGE header per scroll batch, and Python's http.client
+        # NOTE: a `_delete_by_query` would delete them in one request, but OpenSearch 2.x responds
+        # to it with one TASK_RESOURCE_USAGE header per scroll batch, and Python's http.client
         # rejects a response with more than 100 headers: from about 100,000 documents on, the
         # request failed (https://github.com/opensearch-project/OpenSearch/issues/18245).
         query = {"range": {self._dataset.expiry_field: {"lt": (now - grace).isoformat()}}}
@@ -386,7 +386,7 @@ class LatestStore:
     def purge_tombstones(self, older_than: datetime) -> int:
         """Delete tombstones older than `older_than`; return how many.
 
-        Each `_delete_by_query` stops after PURGE_BATCH_DOCUMENTS, because OpenSearch 2.x answers
+        Each `_delete_by_query` stops after PURGE_BATCH_DOCUMENTS, because OpenSearch 2.x responds
         with one header per scroll batch of 1000 and Python's http.client rejects more than 100
         (see `sweep_expired`). A request that deletes fewer ends the purge.
         """

@@ -43,8 +43,9 @@ _TIMESTAMP_PATTERN = re.compile(
     re.VERBOSE,
 )
 _MAX_OFFSET = timedelta(hours=18)
-# NOTE: nearly every timestamp in the API's answers has this form. Parsing it by position takes
-# half the time of the general pattern, and an invalid date in it still gets the general error.
+# NOTE: nearly every timestamp in the API's responses has this form, and parsing it by position is
+# faster than the general pattern. An invalid date in this form goes on to the general pattern and
+# gets its error.
 _API_TIMESTAMP_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
@@ -447,18 +448,19 @@ def _dict_without_empty(value: dict[Any, Any]) -> dict[Any, Any]:
         if item is None:
             continue
         kind = type(item)
-        if kind is str:
-            if not item:
+        if kind is str or kind in _ATOMIC_TYPES:
+            if item == "":
                 continue
+            cleaned = item
         elif kind is dict or kind is list:
-            item = _dict_without_empty(item) if kind is dict else _list_without_empty(item)
-            if not item:
+            cleaned = _dict_without_empty(item) if kind is dict else _list_without_empty(item)
+            if not cleaned:
                 continue
-        elif kind not in _ATOMIC_TYPES:
-            item = drop_empty(copy.deepcopy(item))
-            if _is_empty(item):
+        else:
+            cleaned = drop_empty(copy.deepcopy(item))
+            if _is_empty(cleaned):
                 continue
-        result[key] = item
+        result[key] = cleaned
     return result
 
 
@@ -468,18 +470,19 @@ def _list_without_empty(value: list[Any]) -> list[Any]:
         if item is None:
             continue
         kind = type(item)
-        if kind is str:
-            if not item:
+        if kind is str or kind in _ATOMIC_TYPES:
+            if item == "":
                 continue
+            cleaned = item
         elif kind is dict or kind is list:
-            item = _dict_without_empty(item) if kind is dict else _list_without_empty(item)
-            if not item:
+            cleaned = _dict_without_empty(item) if kind is dict else _list_without_empty(item)
+            if not cleaned:
                 continue
-        elif kind not in _ATOMIC_TYPES:
-            item = drop_empty(copy.deepcopy(item))
-            if _is_empty(item):
+        else:
+            cleaned = drop_empty(copy.deepcopy(item))
+            if _is_empty(cleaned):
                 continue
-        result.append(item)
+        result.append(cleaned)
     return result
 
 
