@@ -10,6 +10,7 @@ source data streams keep their documents, which bounds how late an old update ca
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +35,8 @@ SOURCE_SORT = [
     {"anomali.threatstream.id": {"order": "asc", "missing": "_last"}},
     {"anomali.threatstream.update_id": {"order": "asc", "missing": "_last"}},
 ]
+COPY_POLL_SECONDS = 1.0
+COPY_RESERVE_SECONDS = 30.0
 LENIENT = {"ignore_unavailable": "true", "allow_no_indices": "true"}
 PURGE_BATCH_DOCUMENTS = 50_000
 
@@ -175,15 +178,33 @@ class LatestStore:
         return str(value).lower() == "true"
 
     def _copy(self, source: str) -> int:
-        response = self._client.reindex(
+        """Copy every document of `source` into this version's index and return how many were created.
+
+        NOTE: the copy runs as a task that is polled. Waiting for it in the request fails on large
+        indices: OpenSearch 2.19 answers with one task-resource-usage header per batch, and Python's
+        http.client rejects a response with more than 100 headers (opensearch-project/OpenSearch#18245).
+        """
+        started = self._client.reindex(
             body={
                 "conflicts": "proceed",
                 "source": {"index": source},
                 "dest": {"index": self.index, "op_type": "create"},
             },
-            params={"wait_for_completion": "true", "refresh": "true"},
+            params={"wait_for_completion": "false", "refresh": "true"},
         )
-        return int(response.get("created", 0))
+        task_id = started["task"]
+        while True:
+            status = self._client.tasks.get(task_id=task_id)
+            if status.get("completed"):
+                response = status.get("response", {})
+                if response.get("failures"):
+                    raise LatestStoreError(f"copying {source} into {self.index} failed for some documents")
+                return int(response.get("created", 0))
+            if self._deadline() < COPY_RESERVE_SECONDS:
+                # The next run starts the copy again; documents already copied are skipped.
+                raise LatestStoreError(f"copying {source} into {self.index} did not finish in this invocation")
+            # Real time, not the clock: the engine does the work while we wait.
+            time.sleep(COPY_POLL_SECONDS)
 
     def _ensure_tombstone_index(self) -> None:
         if self._client.indices.exists(index=templates.TOMBSTONE_INDEX, params={"expand_wildcards": "all"}):
@@ -201,8 +222,8 @@ class LatestStore:
     def read_source(self, after_ms: int, up_to_ms: int, batch_size: int) -> Iterator[list[dict[str, Any]]]:
         """Yield batches of source documents with `after_ms < event.ingested <= up_to_ms`, oldest first.
 
-        NOTE: paging uses `search_after` without a point in time. The range is closed above at a
-        time the sync delay has already passed, so no document joins it while it is read.
+        Paging uses `search_after` without a point in time: the range is closed above at a time the
+        sync delay has already passed, so no document joins it while it is read.
         """
         query = {
             "bool": {
@@ -215,6 +236,10 @@ class LatestStore:
                 ]
             }
         }
+        # NOTE: a refresh first, because the checkpoint moves past everything in the range: a
+        # document written before `up_to_ms` but not yet searchable (a raised refresh_interval,
+        # or a refresh that caught a bulk request half-way) would otherwise be skipped for good.
+        self._client.indices.refresh(index=self._dataset.source_pattern, params=LENIENT)
         search_after: list[Any] | None = None
         while True:
             body: dict[str, Any] = {"query": query, "sort": SOURCE_SORT, "size": batch_size}
