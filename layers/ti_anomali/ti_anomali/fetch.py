@@ -1,8 +1,8 @@
 """FetchIntelligence: fetch pages, map them to ECS, write them, then commit the cursor.
 
-One invocation takes the lease on its cursor item, fetches up to its page budget (one page by
-default; the schedule sets the pace), and for each page: maps every object, writes the page, and
-only then moves the cursor to the page's maximum `update_id`. A crash anywhere before the commit
+One invocation takes the lease on its cursor item and fetches up to its page budget, which is one
+page by default because the schedule sets the pace. For each page it maps every object, writes the
+page, and only then moves the cursor to the page's maximum `update_id`. A crash anywhere before the commit
 leaves the cursor where it was, and the next run writes the same page again: deterministic ids
 make that repeat add nothing.
 """
@@ -86,7 +86,7 @@ class FetchRequest:
 
 @dataclass
 class FetchOutcome:
-    """What one invocation did; the handler turns it into metrics and its return value."""
+    """Figures of one invocation, which the handler turns into metrics and its return value."""
 
     status: str = "done"
     stop_reason: str = ""
@@ -143,9 +143,7 @@ class FetchJob:
     def run(self, request: FetchRequest) -> FetchOutcome:
         """Take the lease, fetch and write pages within the budget, and release the lease."""
         outcome = FetchOutcome()
-        leased = self._deps.cursors.acquire(
-            self._key, self._owner, self._deps.clock.now(), self._lease_duration()
-        )
+        leased = self._deps.cursors.acquire(self._key, self._owner, self._deps.clock.now(), self._lease_duration())
         if leased is None:
             logger.info("lease held by another invocation; nothing to do", cursor_key=self._key.partition_key)
             outcome.status = "lease_busy"
@@ -305,9 +303,7 @@ class FetchJob:
         )
 
 
-def map_page(
-    objects: list[Any], options: MappingOptions
-) -> tuple[list[tuple[str, dict[str, Any]]], list[int], int]:
+def map_page(objects: list[Any], options: MappingOptions) -> tuple[list[tuple[str, dict[str, Any]]], list[int], int]:
     """Map every object of a page; return (id, document) pairs, valid update ids and the error count."""
     documents: list[tuple[str, dict[str, Any]]] = []
     update_ids: list[int] = []

@@ -1,10 +1,11 @@
 """MaintainLatest: reflect new source documents into the latest index, then sweep expired ones.
 
-A run, per dataset: take the lease on the dataset's checkpoint, make sure the alias points at the
-current index version (migrating if needed), read source documents ingested after the checkpoint
-and before `now - sync delay`, keep the newest update of each indicator, apply it if it is newer
-than what the latest and tombstone indices have seen, move the checkpoint, and sweep expired
-documents. Repeating a run, or any part of it, changes nothing.
+For each dataset a run takes the lease on the dataset's checkpoint and makes sure the alias points
+at the current index version, migrating if needed. It reads the source documents ingested after the
+checkpoint and before `now - sync delay`, and keeps the newest update of each indicator. That
+update is applied only if it is newer than what the latest and tombstone indices have seen. Then
+the checkpoint moves and expired documents are swept. Repeating a run, or any part of it, changes
+nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ TOMBSTONE_MARGIN = timedelta(days=2)
 
 @dataclass
 class DatasetOutcome:
-    """What a run did to one dataset's latest index."""
+    """Figures of one run for one dataset's latest index."""
 
     dataset: str
     status: str = "done"

@@ -1,6 +1,6 @@
 """Rules of the latest index, as pure code: which update of an indicator wins, and what is live.
 
-The latest index holds one document per (dataset, indicator id): the update with the highest
+The latest index contains one document per (dataset, indicator id): the update with the highest
 `update_id`, while that update is live. An update is live when its status is one of the live
 statuses, it has not expired, and no guardrail holds it back. Elastic's transform keeps the
 update with the newest `@timestamp` instead, and keeps retired (`inactive`, `falsepos`)
@@ -24,7 +24,7 @@ EXPIRY_GRACE = timedelta(minutes=1)
 
 @dataclass(frozen=True)
 class LatestDataset:
-    """Where a dataset's source documents live and which of their fields the rules read."""
+    """Source pattern of a dataset and the fields of its documents that the rules read."""
 
     name: str
     expiry_field: str
@@ -47,7 +47,7 @@ DATASETS = {dataset.name: dataset for dataset in (INTELLIGENCE, THREATSTREAM)}
 
 
 class Verdict(StrEnum):
-    """What the newest update of an indicator does to the latest index."""
+    """Decision on the newest update of an indicator: enter the latest index, or leave it and why."""
 
     LIVE = "live"
     RETIRED = "retired"
@@ -88,10 +88,7 @@ class Guardrails:
         for value in _indicator_values(document):
             if value.lower() in self.values:
                 return True
-            if any(
-                value.lower().endswith(suffix) or "." + value.lower() == suffix
-                for suffix in self.domain_suffixes
-            ):
+            if any(value.lower().endswith(suffix) or "." + value.lower() == suffix for suffix in self.domain_suffixes):
                 return True
             if self.networks and _in_networks(value, self.networks):
                 return True

@@ -22,7 +22,7 @@ class ForeignNextLink(ValueError):
 
 @dataclass(frozen=True)
 class RequestWindow:
-    """What one invocation asks the API for, before any `meta.next` link is followed."""
+    """Query window of one invocation, before any `meta.next` link is followed."""
 
     page_size: int
     delay: timedelta
@@ -40,7 +40,7 @@ def first_page_parameters(window: RequestWindow, cursor: int | None, now: dateti
     """Build the query of the first request of an invocation.
 
     The upper bound `modified_ts__lt = now - delay` leaves records that become visible late for a
-    later run. The very first run has no cursor and asks only for the initial window; every later
+    later run. The very first run has no cursor and requests only the initial window; every later
     run continues after the cursor and never filters on `modified_ts__gt` again.
     """
     parameters = {
@@ -92,7 +92,7 @@ def page_cursor(update_ids: Iterable[int]) -> int | None:
 
 
 def moves_forward(page_max: int | None, cursor: int | None) -> bool:
-    """Return True when a page holds updates past the cursor."""
+    """Return True when a page contains updates past the cursor."""
     if page_max is None:
         return False
     return cursor is None or page_max > cursor

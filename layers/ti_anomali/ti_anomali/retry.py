@@ -27,7 +27,7 @@ def no_deadline() -> float:
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Return the wait a `Retry-After` header asks for, in seconds, or None when absent or invalid.
+    """Return the wait a `Retry-After` header requests, in seconds, or None when absent or invalid.
 
     The header is either a number of seconds or an HTTP date (RFC 9110, section 10.2.3).
     """

@@ -159,7 +159,7 @@ def metrics_namespace(environ: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """Where and how documents are written."""
+    """Engine endpoint, authentication and dead-letter bucket for the documents."""
 
     kind: str
     url: str

@@ -168,9 +168,7 @@ class CursorStore:
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == CONDITION_FAILED:
-                raise CursorConflict(
-                    f"lease on {leased.key.partition_key} was lost before the reset"
-                ) from exc
+                raise CursorConflict(f"lease on {leased.key.partition_key} was lost before the reset") from exc
             raise CursorStoreError(f"resetting cursor {leased.key.partition_key} failed") from exc
         return replace(leased, cursor=new_cursor)
 

@@ -56,7 +56,7 @@ class Removal:
 
 @dataclass
 class ApplyResult:
-    """What one batch did to the latest index."""
+    """Outcome counts of one batch written to the latest index."""
 
     upserted: int = 0
     removed: int = 0
@@ -65,7 +65,7 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class IndexSetup:
-    """What `ensure_index` did; `started_empty` means the latest index had to be created with nothing to copy."""
+    """Steps `ensure_index` took; `started_empty` means the index was created with nothing to copy."""
 
     steps: list[str]
     started_empty: bool
@@ -118,9 +118,7 @@ class LatestStore:
             steps.append(f"created {self.index}")
         aliased = self._aliased_indices()
         older = sorted(name for name in aliased if name != self.index)
-        leftovers = sorted(
-            name for name in self._versioned_indices() if name != self.index and name not in aliased
-        )
+        leftovers = sorted(name for name in self._versioned_indices() if name != self.index and name not in aliased)
         for name in older:
             copied = self._copy(name)
             steps.append(f"copied {copied} documents from {name}")
@@ -128,9 +126,7 @@ class LatestStore:
             actions: list[dict[str, Any]] = [{"add": {"index": self.index, "alias": self.alias}}]
             actions += [{"remove_index": {"index": name}} for name in older + leftovers]
             self._client.indices.update_aliases(body={"actions": actions})
-            steps.append(
-                f"alias {self.alias} -> {self.index}; removed {', '.join(older + leftovers) or 'nothing'}"
-            )
+            steps.append(f"alias {self.alias} -> {self.index}; removed {', '.join(older + leftovers) or 'nothing'}")
         if self._is_hidden():
             self._client.indices.put_settings(index=self.index, body={"index.hidden": False})
             steps.append(f"unhid {self.index}")
@@ -181,7 +177,7 @@ class LatestStore:
         """Copy every document of `source` into this version's index and return how many were created.
 
         NOTE: the copy runs as a task that is polled. Waiting for it in the request fails on large
-        indices: OpenSearch 2.19 answers with one task-resource-usage header per batch, and Python's
+        indices: OpenSearch 2.19 responds with one task-resource-usage header per batch, and Python's
         http.client rejects a response with more than 100 headers (opensearch-project/OpenSearch#18245).
         """
         started = self._client.reindex(
@@ -210,9 +206,7 @@ class LatestStore:
         if self._client.indices.exists(index=templates.TOMBSTONE_INDEX, params={"expand_wildcards": "all"}):
             return
         try:
-            self._client.indices.create(
-                index=templates.TOMBSTONE_INDEX, body=templates.tombstone_index_body()
-            )
+            self._client.indices.create(index=templates.TOMBSTONE_INDEX, body=templates.tombstone_index_body())
         except RequestError as exc:
             if exc.error != ALREADY_EXISTS_ERROR:
                 raise
@@ -228,11 +222,7 @@ class LatestStore:
         query = {
             "bool": {
                 "filter": [
-                    {
-                        "range": {
-                            "event.ingested": {"gt": after_ms, "lte": up_to_ms, "format": "epoch_millis"}
-                        }
-                    },
+                    {"range": {"event.ingested": {"gt": after_ms, "lte": up_to_ms, "format": "epoch_millis"}}},
                 ]
             }
         }
@@ -282,9 +272,7 @@ class LatestStore:
 
     # ----- writing
 
-    def apply(
-        self, upserts: Sequence[tuple[str, dict[str, Any]]], removals: Sequence[Removal]
-    ) -> ApplyResult:
+    def apply(self, upserts: Sequence[tuple[str, dict[str, Any]]], removals: Sequence[Removal]) -> ApplyResult:
         """Write upserts and removals in bulk; a removal deletes the document and leaves a tombstone."""
         now = self._clock.now().isoformat().replace("+00:00", "Z")
         lines: list[str] = []

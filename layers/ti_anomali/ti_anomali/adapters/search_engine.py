@@ -77,9 +77,7 @@ def build_client(
 
         # NOTE: refreshable credentials let the signer pick up the role's rotated session
         # credentials without rebuilding the client.
-        options["http_auth"] = AWS4Auth(
-            region=settings.region, service="es", refreshable_credentials=aws_credentials
-        )
+        options["http_auth"] = AWS4Auth(region=settings.region, service="es", refreshable_credentials=aws_credentials)
     elif settings.auth == "basic":
         if credentials is None or not credentials.username or credentials.password is None:
             raise SetupError("ENGINE_AUTH=basic needs 'username' and 'password' in the engine secret")
@@ -98,7 +96,7 @@ def encode_api_key(key_id: str, key: str) -> str:
 
 @dataclass
 class WriteResult:
-    """What happened to the documents of one bulk write."""
+    """Outcome counts of one bulk write."""
 
     created: int = 0
     already_present: int = 0
@@ -132,9 +130,7 @@ class DataStreamSetup:
                 body=templates.source_index_template(dataset, self._engine_kind),
             )
         except (TransportError, EngineConnectionError) as exc:
-            raise SetupError(
-                f"installing the template of logs-ti_anomali.{dataset} failed: {exc.error}"
-            ) from exc
+            raise SetupError(f"installing the template of logs-ti_anomali.{dataset} failed: {exc.error}") from exc
         self._installed.add(dataset)
 
     def _install_lifecycle_policy(self) -> None:
@@ -150,7 +146,7 @@ class DataStreamSetup:
         except NotFoundError:
             pass
         except RequestError as exc:
-            # NOTE: a node without the Index Management plugin answers 400 "no handler found".
+            # NOTE: a node without the Index Management plugin returns 400 "no handler found".
             # Writing goes on, because losing indicators is worse than keeping them too long.
             if "no handler found" not in str(exc.info):
                 raise
@@ -249,9 +245,7 @@ class BulkWriter:
         self._last_failure = "items rejected with 429 or 5xx"
         items = response.get("items", [])
         if len(items) != len(documents):
-            raise BulkWriteError(
-                f"bulk write to {index} returned {len(items)} items for {len(documents)} documents"
-            )
+            raise BulkWriteError(f"bulk write to {index} returned {len(items)} items for {len(documents)} documents")
         for (document_id, document), item in zip(documents, items, strict=True):
             outcome = next(iter(item.values()))
             status = int(outcome.get("status", 0))
