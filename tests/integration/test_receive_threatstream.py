@@ -29,8 +29,11 @@ from local.engine_proxy import EngineFault, EngineProxy
 from local.functions import LambdaContext, load_handler
 from ti_anomali.adapters.dead_letters import DeadLetterStore
 from ti_anomali.clock import ManualClock
+from ti_anomali.latest import LatestJob
 from ti_anomali.push import sign
-from ti_anomali.settings import SettingsError
+from ti_anomali.retry import no_deadline
+from ti_anomali.runtime import build_latest_dependencies
+from ti_anomali.settings import LatestSettings, SettingsError
 
 pytestmark = pytest.mark.integration
 
@@ -635,3 +638,46 @@ def test_any_body_never_answers_5xx(warm_handler: ModuleType, body: bytes, base6
 
     assert response.status < 500
     assert response.status in (200, 400)
+
+
+def test_pushed_indicators_reach_latest_alias(push: PushStack, manual_clock: ManualClock) -> None:
+    engine = push.engine
+    engine.indices.delete_data_stream(name="logs-ti_anomali.threatstream-*")
+    engine.indices.delete(
+        index="logs-ti_anomali_latest.threatstream-*,ti_anomali-latest-tombstones",
+        params={"ignore_unavailable": "true", "expand_wildcards": "all"},
+    )
+    conformance = json.loads((SESSION.parent.parent / "threatstream" / "extension-push.json").read_text())
+    # Added now, so that the default 90-day IOC duration keeps them live.
+    added_at = manual_clock.now().isoformat().replace("+00:00", "Z")
+    objects = [{**event["json"], "added_at": added_at} for event in conformance["events"]]
+    body = b"".join(json.dumps(obj).encode() + b"\n" for obj in objects)
+    response = invoke(push.cold_start(), function_url_event(body))
+    table = f"latest-{push.suffix}"
+    push.clients.aws.client("dynamodb").create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    manual_clock.advance(timedelta(seconds=61))
+    settings = LatestSettings.from_environment(
+        {
+            "LATEST_DATASETS": "threatstream",
+            "CURSOR_TABLE_NAME": table,
+            "ENGINE_URL": push.engine_url,
+            "ENGINE_AUTH": "none",
+            "DEAD_LETTER_BUCKET": push.dead_letter_bucket,
+        }
+    )
+
+    (outcome,) = LatestJob(build_latest_dependencies(settings), no_deadline, owner="test").run()
+
+    alias = "logs-ti_anomali_latest.threatstream"
+    engine.indices.refresh(index=alias)
+    hits = engine.search(index=alias, body={"size": 200})["hits"]["hits"]
+    pushed_ids = {str(obj["id"]) for obj in objects}
+    assert response.status == 200
+    assert outcome.source_documents == len(objects)
+    assert {hit["_source"]["anomali"]["threatstream"]["id"] for hit in hits} == pushed_ids
+    assert all(hit["_source"]["labels"]["is_ioc_transform_source"] == "false" for hit in hits)
