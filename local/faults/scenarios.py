@@ -6,6 +6,7 @@ A scenario may also return its own numbers and conditions in `Scenario.extra` an
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -318,3 +319,66 @@ def lambda_lease_held_by_crashed_invocation(s: Scenario) -> None:
     s.clock.advance(timedelta(minutes=7))
     resumed = s.invoke_fetch()
     expect(s, "expired lease taken over", resumed is not None and resumed.status == "done")
+
+
+# ----- the push endpoint
+
+
+def pushed_line(s: Scenario, number: int) -> bytes:
+    """Return one NDJSON line of a pushed indicator, added now so that it is live."""
+    added_at = s.clock.now().isoformat().replace("+00:00", "Z")
+    indicator = {
+        "id": 5_000_000 + number,
+        "update_id": 1,
+        "value_type": "domain",
+        "domain": f"host-{number}.example.net",
+        "itype": "mal_domain",
+        "state": "active",
+        "severity": "high",
+        "confidence": 70,
+        "added_at": added_at,
+    }
+    return json.dumps(indicator).encode() + b"\n"
+
+
+def expect_pushed(s: Scenario, lines: range) -> None:
+    s.pushed |= {(str(5_000_000 + number), "1") for number in lines}
+
+
+@scenario("push")
+def push_replayed_request(s: Scenario) -> None:
+    body = b"".join(pushed_line(s, n) for n in range(50))
+    first_status, first = s.push(body)
+    second_status, second = s.push(body)
+    expect_pushed(s, range(50))
+    s.extra["created_then"] = f"{first.get('created')}/{second.get('created')}"
+    expect(s, "both requests accepted", first_status == second_status == 200)
+    expect(s, "the replay created nothing", second.get("created") == 0 and second.get("already_present") == 50)
+
+
+@scenario("push")
+def push_signature_over_other_body(s: Scenario) -> None:
+    body = b"".join(pushed_line(s, n) for n in range(10))
+    status, _ = s.push(body, signed_body=body + b" ")
+    expect(s, "answered 401", status == 401)
+
+
+@scenario("push")
+def push_thousand_lines_few_bad(s: Scenario) -> None:
+    bad = {7, 250, 600, 999}
+    lines = [b"not json at all\n" if n in bad else pushed_line(s, n) for n in range(1000)]
+    status, body = s.push(b"".join(lines))
+    expect_pushed(s, range(1000))
+    s.pushed -= {(str(5_000_000 + n), "1") for n in bad}
+    rejected = {item.get("line") for item in body.get("rejected", [])}
+    s.extra["rejected_lines"] = len(rejected)
+    expect(s, "answered 200", status == 200)
+    expect(s, "bad line numbers reported", rejected == {n + 1 for n in bad})
+
+
+@scenario("push")
+def push_body_over_size_limit(s: Scenario) -> None:
+    line = pushed_line(s, 0)
+    body = line * (4 * 1024 * 1024 // len(line) + 1)
+    status, _ = s.push(body)
+    expect(s, "answered 413", status == 413)

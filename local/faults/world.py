@@ -7,6 +7,10 @@ without any ti_anomali data, because MaintainLatest reads every namespace.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -24,6 +28,8 @@ from opensearchpy import OpenSearch
 from local import aws as local_aws
 from local.checks import updates_by_key
 from local.engine_proxy import EngineProxy
+from local.functions import LambdaContext, load_handler
+from local.push_key import LOCAL_PUSH_SECRET_FILE, LOCAL_PUSH_SECRET_NAME, store_local_push_secret
 from ti_anomali import clock as clocks
 from ti_anomali.adapters.cursor_store import CursorKey, CursorStore
 from ti_anomali.adapters.dead_letters import DeadLetterStore
@@ -39,6 +45,8 @@ USERNAME = "faults-analyst"
 # The simulator's key; the checks look for it in every log line, error and document.
 API_KEY = "faults-secret-key-5b1e9d"  # noqa: S105
 SERVICE = "ti-anomali"
+# The published local test key of the push endpoint; the checks look for it like for the API key.
+LOCAL_PUSH_KEY = json.loads(LOCAL_PUSH_SECRET_FILE.read_text())["hmac_keys"][0]
 FETCH_DELAY = timedelta(minutes=1)
 SYNC_DELAY = timedelta(seconds=60)
 LATEST_ALIAS = templates.latest_alias("intelligence")
@@ -152,6 +160,9 @@ class Scenario:
         self.cursors: list[int | None] = []
         self.failures: list[str] = []
         self.extra: dict[str, Any] = {}
+        self.pushed: set[tuple[str, str]] = set()
+        self.push_responses: list[str] = []
+        self._push_handler: Any = None
         self.expectations: dict[str, bool] = {}
         self.log_position = world.log.start_scenario()
 
@@ -237,10 +248,51 @@ class Scenario:
         committed = [cursor for cursor in self.cursors if cursor is not None]
         checks.cursor_moved_backwards = sum(1 for a, b in zip(committed, committed[1:], strict=False) if b < a)
 
+        if self.pushed:
+            self._check_pushed(checks, dead)
+
         texts = [self.world.log.since(self.log_position), *self.failures, json.dumps(self._all_documents())]
-        checks.secrets_leaked = sum(text.count(API_KEY) for text in texts)
+        texts += self.push_responses
+        checks.secrets_leaked = sum(text.count(API_KEY) + text.count(LOCAL_PUSH_KEY) for text in texts)
         checks.failed_invocations = len(self.failures)
         return checks
+
+    def _check_pushed(self, checks: Checks, dead: set[tuple[str, str]]) -> None:
+        """Count pushed indicators against the threatstream data stream, as for fetched ones."""
+        counts = updates_by_key(self.world.engine, f"logs-ti_anomali.threatstream-{self.namespace}")
+        checks.published += len(self.pushed)
+        checks.in_source += len(counts)
+        checks.lost += len(self.pushed - set(counts) - dead)
+        checks.duplicated += sum(count - 1 for count in counts.values() if count > 1)
+
+    def push(self, body: bytes, *, signed_body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+        """Send one Function URL request to the push handler, signed over `signed_body` (default: the body)."""
+        if self._push_handler is None:
+            store_local_push_secret(self.aws)
+            environment = {
+                **self.environment,
+                "ENGINE_URL": self.world.node.url,
+                "PUSH_AUTH": "hmac",
+                "PUSH_SECRET_NAME": LOCAL_PUSH_SECRET_NAME,
+                "POWERTOOLS_SERVICE_NAME": SERVICE,
+                "POWERTOOLS_METRICS_NAMESPACE": "TiAnomaliFaults",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+            with local_aws.environment(environment), contextlib.redirect_stdout(io.StringIO()):
+                self._push_handler = load_handler("receive_threatstream")
+        signature = "sha256=" + hmac.new(LOCAL_PUSH_KEY.encode(), signed_body or body, hashlib.sha256).hexdigest()
+        event = {
+            "version": "2.0",
+            "rawPath": "/",
+            "headers": {"content-type": "application/x-ndjson", "x-filebeat-signature": signature},
+            "requestContext": {"http": {"method": "POST", "path": "/"}},
+            "body": base64.b64encode(body).decode(),
+            "isBase64Encoded": True,
+        }
+        with contextlib.redirect_stdout(io.StringIO()):
+            response = self._push_handler.lambda_handler(event, LambdaContext("ReceiveThreatstream"))
+        self.push_responses.append(response.get("body", ""))
+        return int(response["statusCode"]), json.loads(response.get("body") or "{}")
 
     def _dead_lettered_keys(self) -> set[tuple[str, str]]:
         store = DeadLetterStore(self.aws.client("s3"), self.aws.dead_letter_bucket)
