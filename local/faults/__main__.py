@@ -35,6 +35,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", action="store_true", help="run the soak instead of the scenarios")
     parser.add_argument("--updates", type=int, default=1_000_000, help="updates the soak publishes")
     parser.add_argument("--seed", type=int, default=None, help="seed of the soak's fault draw (printed)")
+    parser.add_argument(
+        "--heap-mb", type=int, default=None, help="heap of the OpenSearch node in MB (default 1024, soak 3072)"
+    )
     return parser.parse_args(argv)
 
 
@@ -169,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         from local.opensearch_node import start_node
 
-        node = stack.enter_context(start_node(heap_mb=1024))
+        heap_mb = args.heap_mb or (3072 if args.soak else 1024)
+        node = stack.enter_context(start_node(heap_mb=heap_mb))
         aws = stack.enter_context(local_aws.moto_server())
         world = World(node, aws)
         if args.soak:
