@@ -53,6 +53,7 @@ PLUGIN_ZIPS: tuple[str, ...] = ()
 
 ISM_PLUGIN_NAME = "opensearch-index-management"
 CACHE_DIR_ENV = "OPENSEARCH_NODE_CACHE"
+FALLBACK_CACHE_DIR = Path("/var/tmp") / "ti-anomali-opensearch"
 NODE_USER_ENV = "OPENSEARCH_NODE_USER"
 DEFAULT_NODE_USER = "nobody"
 DEFAULT_START_TIMEOUT_S = 180.0
@@ -163,10 +164,20 @@ class Artifact:
 
 
 def cache_dir() -> Path:
-    """Return the cache folder: $OPENSEARCH_NODE_CACHE, or .cache/opensearch in the repository."""
+    """Return the cache folder: $OPENSEARCH_NODE_CACHE, or .cache/opensearch in the repository.
+
+    When root runs this and the node's user cannot enter the repository (a clone under /root, say),
+    the cache goes to /var/tmp/ti-anomali-opensearch instead, so the node can still start.
+    """
     configured = os.environ.get(CACHE_DIR_ENV)
     if configured:
         return Path(configured).resolve()
+    user = _node_user()
+    if user is not None:
+        try:
+            _check_user_can_enter(REPO_ROOT, user)
+        except OpenSearchNodeError:
+            return FALLBACK_CACHE_DIR
     return REPO_ROOT / ".cache" / "opensearch"
 
 
