@@ -218,7 +218,6 @@ class FetchSettings:
     geoip_database_path: str | None
     cursor_table: str
     lease_duration: timedelta
-    max_retry_seconds: float
     engine: EngineSettings
 
     @classmethod
@@ -243,7 +242,6 @@ class FetchSettings:
             geoip_database_path=read.existing_file("GEOIP_DATABASE_PATH"),
             cursor_table=read.text("CURSOR_TABLE_NAME"),
             lease_duration=read.duration("LEASE_DURATION", "16m"),
-            max_retry_seconds=read.seconds("MAX_RETRY_SECONDS", 60, 0, 900),
             engine=EngineSettings.from_environment(environ),
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,7 +178,6 @@ class BulkWriter:
         backoff: Backoff | None = None,
         reserve_seconds: float = 10.0,
         request_timeout_seconds: float = 30.0,
-        before_send: Callable[[int], None] | None = None,
     ) -> None:
         self._client = client
         self._dead_letters = dead_letters
@@ -187,7 +186,6 @@ class BulkWriter:
         self._backoff = backoff or Backoff()
         self._reserve = reserve_seconds
         self._request_timeout = request_timeout_seconds
-        self._before_send = before_send
         self._last_failure = ""
 
     def write(self, index: str, documents: Sequence[tuple[str, dict[str, Any]]]) -> WriteResult:
@@ -225,8 +223,6 @@ class BulkWriter:
         ingested = self._clock.now().isoformat().replace("+00:00", "Z")
         body = bulk_create_body(index, documents, ingested)
 
-        if self._before_send is not None:
-            self._before_send(len(documents))
         result.requests += 1
         try:
             response = self._client.bulk(body=body)
