@@ -8,7 +8,7 @@ from typing import Any
 BEGIN_MARKER = "<!-- bench:generated:begin -->"
 END_MARKER = "<!-- bench:generated:end -->"
 
-# Where a stage counts as far from its limit: below these ratios, above these sizes and times.
+# Thresholds past which a stage counts as far from its limit: below these ratios, above these sizes and times.
 MIN_MAPPING_RATIO = 0.5
 MIN_ENGINE_RATIO = 0.8
 MAX_IMPORT_MS_OVER_BOTO3 = 150
@@ -197,4 +197,6 @@ def _show(value: Any) -> str:
 
 
 def _yes_no(met: bool | None) -> str:
-    return "not measured" if met is None else ("yes" if met else "no")
+    if met is None:
+        return "not measured"
+    return "yes" if met else "no"

@@ -2,7 +2,7 @@
 
 Tests aim the writer at the proxy to see the engine fail in the ways it does in production: a
 bulk request whose items are partly rejected with 429 or 503 (those items are held back from the
-node, so they really are not written), a whole request answered 503 or 429, or a connection cut.
+node, so they really are not written), a whole request rejected with 503 or 429, or a connection cut.
 Requests without a queued fault pass through unchanged.
 """
 

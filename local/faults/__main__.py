@@ -2,7 +2,7 @@
 
 Every scenario drives the fetch function into one fault, then stops the faults, drains the API,
 runs MaintainLatest and checks the invariants: every published update is in the source data
-stream exactly once or dead-lettered, the latest alias holds exactly the live indicators, the
+stream exactly once or dead-lettered, the latest alias contains exactly the live indicators, the
 cursor never moved backwards, and the API key appears in no log line, error or document.
 The last stdout line is `{"faults_summary": {...}}` (or `{"soak_summary": {...}}`); the exit
 status is 1 when any scenario failed.

@@ -25,7 +25,7 @@ POLICY_PATH = f"/_plugins/_ism/policies/{templates.LIFECYCLE_POLICY_ID}"
 
 
 class RecordedEngine:
-    """A loopback server that answers each (method, path) with a queued recorded response."""
+    """A loopback server that responds to each (method, path) with a queued recorded response."""
 
     def __init__(self, script: dict[tuple[str, str], list[str]]) -> None:
         self.script = {key: list(names) for key, names in script.items()}

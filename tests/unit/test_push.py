@@ -520,7 +520,7 @@ class FakeWriter:
 
 @dataclass
 class FakeEngine:
-    """Answers the id lookup before a write: `present` ids exist, or `failure` is raised."""
+    """Returns the id lookup before a write: `present` ids exist, or `failure` is raised."""
 
     present: set[str] = field(default_factory=set)
     failure: Exception | None = None

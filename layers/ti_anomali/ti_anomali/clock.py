@@ -32,7 +32,7 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that moves only when told to; `sleep` advances it instead of waiting.
+    """A clock that moves only when advanced. Its `sleep` advances it instead of waiting.
 
     Local runs and tests hand the same instance to the simulator and to the functions, so
     delays of minutes pass in no real time. It is safe to share between threads.

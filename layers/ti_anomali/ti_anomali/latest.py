@@ -141,7 +141,7 @@ class LatestJob:
         if leased.cursor is not None and checkpoint < oldest_kept_ms:
             outcome.catch_up_gap = True
             logger.warning(
-                "checkpoint is older than the source retention; rebuilding from what the source still holds",
+                "checkpoint is older than the source retention; rebuilding from what the source still contains",
                 reason="updates ingested and deleted from the source while this function did not run are missing",
                 dataset=dataset.name,
                 checkpoint_ms=checkpoint,

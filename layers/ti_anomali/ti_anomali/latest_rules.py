@@ -4,7 +4,7 @@ The latest index contains one document per (dataset, indicator id): the update w
 `update_id`, while that update is live. An update is live when its status is one of the live
 statuses, it has not expired, and no guardrail holds it back. Elastic's transform keeps the
 update with the newest `@timestamp` instead, and keeps retired (`inactive`, `falsepos`)
-indicators until they expire; this product does neither, so a replayed old update never wins
+indicators until they expire. This product does neither, so a replayed old update never wins
 and a withdrawn indicator stops matching at once.
 """
 

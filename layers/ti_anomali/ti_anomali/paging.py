@@ -40,7 +40,7 @@ def first_page_parameters(window: RequestWindow, cursor: int | None, now: dateti
     """Build the query of the first request of an invocation.
 
     The upper bound `modified_ts__lt = now - delay` leaves records that become visible late for a
-    later run. The very first run has no cursor and requests only the initial window; every later
+    later run. The very first run has no cursor and requests only the initial window. Every later
     run continues after the cursor and never filters on `modified_ts__gt` again.
     """
     parameters = {

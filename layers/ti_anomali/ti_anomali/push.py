@@ -131,7 +131,7 @@ def decode_body(body: str, is_base64_encoded: bool, max_bytes: int) -> bytes:
     # counted by its commas, an estimate that errs on the side of too many.
     separators = raw.count(b"\n") if not raw.lstrip().startswith(b"[") else raw.count(b",")
     if separators >= MAX_LINES:
-        raise BodyError(413, f"the body holds more than {MAX_LINES} lines; send smaller batches")
+        raise BodyError(413, f"the body contains more than {MAX_LINES} lines; send smaller batches")
     return raw
 
 

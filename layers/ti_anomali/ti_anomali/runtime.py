@@ -34,7 +34,7 @@ def read_secret(name: str, *, force_fetch: bool = False) -> dict[str, Any]:
     except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:
         # The cause names the secret and the AWS error, never its value.
         raise SettingsError(
-            f"reading secret {name} failed: check that it exists, holds JSON and that the function may read it"
+            f"reading secret {name} failed: check that it exists, contains JSON and that the function may read it"
         ) from exc
     if not isinstance(value, dict):
         raise SettingsError(f"secret {name} must hold a JSON object")

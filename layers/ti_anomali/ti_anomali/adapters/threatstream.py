@@ -26,7 +26,7 @@ class ThreatStreamTransportError(ThreatStreamError):
 
 
 class ThreatStreamResponseError(ThreatStreamError):
-    """ThreatStream answered with an error status or a body that is not an intelligence page."""
+    """ThreatStream returned an error status or a body that is not an intelligence page."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
